@@ -1,0 +1,113 @@
+//! Runs the student's code with a deadline, so a function that blocks forever
+//! fails in seconds with a message that names the step instead of hanging.
+
+use std::any::Any;
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use crate::DEADLINE;
+use crate::report::{Step, TODO_HINT};
+
+/// The student's code, running on a thread of its own.
+pub struct Running<T> {
+    call: String,
+    finished: mpsc::Receiver<thread::Result<T>>,
+}
+
+/// Starts `code` on its own thread. `call` shows how it was called, for instance
+/// `listen("127.0.0.1:0")`, and appears in the failure message.
+pub fn start<T: Send + 'static>(call: &str, code: impl FnOnce() -> T + Send + 'static) -> Running<T> {
+    let (sender, finished) = mpsc::channel();
+    thread::spawn(move || {
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(code));
+        // The check may have stopped waiting already; then nobody listens, and that is fine.
+        let _ = sender.send(outcome);
+    });
+    Running {
+        call: call.to_string(),
+        finished,
+    }
+}
+
+impl<T> Running<T> {
+    /// Waits for the code to finish, at most [`DEADLINE`]. A panic or a hang fails
+    /// the check; `hang_hint` says why the code may be stuck.
+    #[track_caller]
+    pub fn finish(self, step: &Step, hang_hint: &str) -> T {
+        self.finish_within(DEADLINE, step, hang_hint)
+    }
+
+    /// Like [`Running::finish`], with a deadline of your choosing.
+    #[track_caller]
+    pub fn finish_within(self, deadline: Duration, step: &Step, hang_hint: &str) -> T {
+        match self.finished.recv_timeout(deadline) {
+            Ok(Ok(value)) => value,
+            Ok(Err(panic)) => fail_with_panic(step, &self.call, panic),
+            Err(_) => step
+                .report()
+                .expected(&format!("{} to return", self.call))
+                .got(&format!("still running after {} s", deadline.as_secs_f32()))
+                .hint(hang_hint)
+                .fail(),
+        }
+    }
+
+    /// True when the code is still running after `wait`: used to show that a
+    /// function waits for something instead of returning early.
+    pub fn still_running_after(&self, wait: Duration) -> bool {
+        matches!(self.finished.recv_timeout(wait), Err(mpsc::RecvTimeoutError::Timeout))
+    }
+
+    /// What the code did, if it has already finished: `None` while it runs.
+    pub fn try_finish(&self) -> Option<Result<T, String>> {
+        match self.finished.try_recv() {
+            Ok(Ok(value)) => Some(Ok(value)),
+            Ok(Err(panic)) => Some(Err(panic_message(&panic))),
+            Err(_) => None,
+        }
+    }
+
+    /// How the code was called.
+    pub fn call(&self) -> &str {
+        &self.call
+    }
+}
+
+/// Runs `code` and waits for it, at most [`DEADLINE`].
+#[track_caller]
+pub fn run<T: Send + 'static>(
+    step: &Step,
+    call: &str,
+    hang_hint: &str,
+    code: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    start(call, code).finish(step, hang_hint)
+}
+
+#[track_caller]
+fn fail_with_panic(step: &Step, call: &str, panic: Box<dyn Any + Send>) -> ! {
+    let message = panic_message(&panic);
+    let report = step
+        .report()
+        .expected(&format!("{call} to return"))
+        .got(&format!("it panicked: {message}"));
+    if message.starts_with("not yet implemented") {
+        report.hint(TODO_HINT).fail()
+    } else {
+        report
+            .hint("an expected failure should be an Err, not a panic: use ? and .context(...) instead of unwrap()/expect().")
+            .fail()
+    }
+}
+
+/// The text a panic was raised with.
+pub fn panic_message(panic: &Box<dyn Any + Send>) -> String {
+    if let Some(text) = panic.downcast_ref::<&str>() {
+        text.to_string()
+    } else if let Some(text) = panic.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "(a panic without a message)".to_string()
+    }
+}

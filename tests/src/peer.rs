@@ -1,0 +1,232 @@
+//! The check's own side of a connection. To check a server, the check is the
+//! client; to check a client, the check is the server. Everything a peer sends
+//! or receives goes into the step's transcript.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::DEADLINE;
+use crate::bytes::show;
+use crate::report::{Step, Transcript, hint_for_kind};
+
+/// A pause between the pieces of a message, long enough that the pieces arrive
+/// in separate reads on the other side. This paces a slow peer; it never
+/// stands in for waiting on an event.
+pub const PIECE_PAUSE: Duration = Duration::from_millis(50);
+
+/// How a read by the check ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// A newline arrived (it is the last byte of what was read).
+    Newline,
+    /// The other side closed: end of file.
+    Closed,
+    /// Nothing more arrived before the deadline.
+    TimedOut,
+    /// The connection failed, for instance it was reset.
+    Failed(std::io::ErrorKind),
+}
+
+/// What the check read, and how the read ended.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub bytes: Vec<u8>,
+    pub end: End,
+}
+
+impl Received {
+    /// For failure messages: `b"hi\n"`, or `b"hi" and then end of file`.
+    pub fn describe(&self) -> String {
+        let bytes = show(&self.bytes);
+        match self.end {
+            End::Newline => bytes,
+            End::Closed => format!("{bytes} and then end of file (you closed the connection)"),
+            End::TimedOut => format!("{bytes} and then nothing more for {} s", DEADLINE.as_secs()),
+            End::Failed(kind) => format!("{bytes} and then an error: {kind}"),
+        }
+    }
+}
+
+/// One connection the check holds, with the other end in the student's code.
+pub struct Peer {
+    stream: TcpStream,
+    transcript: Transcript,
+    /// Bytes read past a newline, kept for the next read.
+    pending: Vec<u8>,
+}
+
+impl Peer {
+    /// The check connects, as a client, to the student's server at `addr`.
+    #[track_caller]
+    pub fn connect(step: &Step, addr: SocketAddr) -> Peer {
+        match TcpStream::connect_timeout(&addr, DEADLINE) {
+            Ok(stream) => {
+                step.transcript().add(format!("check   connected to you at {addr}"));
+                Peer::new(step, stream)
+            }
+            Err(error) => step
+                .report()
+                .did(&format!("the check connected to your server at {addr}"))
+                .got(&format!("an error: {error}"))
+                .hint(hint_for_kind(error.kind()).unwrap_or("is your server listening?"))
+                .fail(),
+        }
+    }
+
+    fn new(step: &Step, stream: TcpStream) -> Peer {
+        Peer {
+            stream,
+            transcript: step.transcript().clone(),
+            pending: Vec::new(),
+        }
+    }
+
+    /// The check's own address on this connection.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.stream.local_addr().expect("a connected socket has a local address")
+    }
+
+    /// Sends `bytes` in one write. A failure is recorded; the read that follows shows it.
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.transcript.add(format!("check → you   {}", show(bytes)));
+        if let Err(error) = self.stream.write_all(bytes) {
+            self.transcript.add(format!("check   could not send: {error}"));
+        }
+    }
+
+    /// Sends each piece in its own write, with a short pause between them, as a
+    /// slow network would deliver them.
+    pub fn send_in_pieces(&mut self, pieces: &[&[u8]]) {
+        for (index, piece) in pieces.iter().enumerate() {
+            if index > 0 {
+                thread::sleep(PIECE_PAUSE);
+            }
+            self.send(piece);
+        }
+    }
+
+    /// Closes the check's sending side (half-close): the other side reads end of
+    /// file, and can still send.
+    pub fn close_sending(&mut self) {
+        self.transcript.add("check   closed its sending side (shutdown Write)".to_string());
+        let _ = self.stream.shutdown(Shutdown::Write);
+    }
+
+    /// Reads until a newline, end of file or the deadline, whichever comes first.
+    pub fn read_line(&mut self) -> Received {
+        self.read(true)
+    }
+
+    /// Reads until end of file or the deadline.
+    pub fn read_to_end(&mut self) -> Received {
+        self.read(false)
+    }
+
+    fn read(&mut self, stop_at_newline: bool) -> Received {
+        let deadline = Instant::now() + DEADLINE;
+        let mut bytes = std::mem::take(&mut self.pending);
+        let end = loop {
+            let newline = bytes.iter().position(|&byte| byte == b'\n');
+            if let (true, Some(at)) = (stop_at_newline, newline) {
+                self.pending = bytes.split_off(at + 1);
+                break End::Newline;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break End::TimedOut;
+            }
+            let _ = self.stream.set_read_timeout(Some(left));
+            let mut chunk = [0u8; 64 * 1024];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => break End::Closed,
+                Ok(count) => bytes.extend_from_slice(&chunk[..count]),
+                Err(error) if is_timeout(&error) => break End::TimedOut,
+                Err(error) => break End::Failed(error.kind()),
+            }
+        };
+        self.record(&bytes, end);
+        Received { bytes, end }
+    }
+
+    fn record(&self, bytes: &[u8], end: End) {
+        if !bytes.is_empty() {
+            self.transcript.add(format!("you → check   {}", show(bytes)));
+        }
+        match end {
+            End::Newline => {}
+            End::Closed => self.transcript.add("you     closed the connection (end of file)".to_string()),
+            End::TimedOut => self
+                .transcript
+                .add(format!("check   waited {} s, nothing more came", DEADLINE.as_secs())),
+            End::Failed(kind) => self.transcript.add(format!("check   read failed: {kind}")),
+        }
+    }
+}
+
+fn is_timeout(error: &std::io::Error) -> bool {
+    matches!(
+        error.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    )
+}
+
+/// The check's own listening socket, on 127.0.0.1 and a port the OS picks.
+pub struct CheckServer {
+    listener: TcpListener,
+}
+
+impl CheckServer {
+    /// Binds 127.0.0.1:0.
+    pub fn start() -> CheckServer {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("the check could not listen on 127.0.0.1");
+        CheckServer { listener }
+    }
+
+    /// Where the student's client should connect.
+    pub fn addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    /// Waits for the student's client to connect, at most [`DEADLINE`].
+    #[track_caller]
+    pub fn accept(&self, step: &Step) -> Peer {
+        match self.accept_within(DEADLINE) {
+            Some(stream) => {
+                let from = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+                step.transcript().add(format!("check   accepted a connection from you at {from}"));
+                Peer::new(step, stream)
+            }
+            None => step
+                .report()
+                .did(&format!("the check listened on {} and waited for your client", self.addr()))
+                .expected("a connection")
+                .got(&format!("no connection within {} s", DEADLINE.as_secs()))
+                .hint("did your client dial the address it was given? (TcpStream::connect)")
+                .fail(),
+        }
+    }
+
+    /// A connection, if one comes within `wait`. Accepting happens on a helper
+    /// thread because `TcpListener::accept` itself has no deadline.
+    pub fn accept_within(&self, wait: Duration) -> Option<TcpStream> {
+        let listener = self.listener.try_clone().ok()?;
+        let (sender, accepted) = mpsc::channel();
+        thread::spawn(move || {
+            let _ = sender.send(listener.accept());
+        });
+        match accepted.recv_timeout(wait) {
+            Ok(Ok((stream, _))) => Some(stream),
+            _ => None,
+        }
+    }
+}
+
+/// A local address where nothing listens: bound by the check, then released.
+/// (Another program could take the port in between; on a test machine that is rare.)
+pub fn unused_address() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("the check could not listen on 127.0.0.1");
+    listener.local_addr().expect("a bound listener has an address")
+}

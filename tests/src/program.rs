@@ -1,0 +1,222 @@
+//! Runs a lesson's program, the way a student would in a terminal.
+//!
+//! A client, or a program that should stop by itself, runs with `assert_cmd`
+//! and a timeout ([`run`]). A server keeps running, so it is started in the
+//! background ([`Server::start`]), watched through what it prints on stderr,
+//! and killed when the check ends.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::Instant;
+
+use predicates::Predicate;
+
+use crate::report::{Step, TODO_HINT};
+use crate::{DEADLINE, START_DEADLINE};
+
+/// The path of this lesson's program, built by `cargo test`.
+#[macro_export]
+macro_rules! program {
+    () => {
+        ::std::path::Path::new(env!(concat!("CARGO_BIN_EXE_", env!("CARGO_PKG_NAME"))))
+    };
+}
+
+/// How a program run to its end went.
+pub struct Finished {
+    /// How it was run, for instance `lesson-03-dial 127.0.0.1:4000`.
+    pub command: String,
+    /// The exit code; `None` when the check had to stop it.
+    pub code: Option<i32>,
+    pub stdout: Vec<u8>,
+    pub stderr: String,
+}
+
+impl Finished {
+    /// Fails the check unless the exit code is `expected`.
+    #[track_caller]
+    pub fn expect_code(&self, step: &Step, expected: i32) -> &Finished {
+        if self.code != Some(expected) {
+            self.report(step)
+                .expected(&format!("exit code {expected}"))
+                .got(&self.describe_exit())
+                .fail();
+        }
+        self
+    }
+
+    /// Fails the check unless stderr satisfies `predicate`, for instance
+    /// `predicates::str::contains("refused")`.
+    #[track_caller]
+    pub fn expect_stderr(&self, step: &Step, predicate: impl Predicate<str>, what: &str) -> &Finished {
+        if !predicate.eval(&self.stderr) {
+            self.report(step)
+                .expected(&format!("on stderr: {what}"))
+                .got("something else (its stderr is above)")
+                .fail();
+        }
+        self
+    }
+
+    /// Fails the check unless stdout is exactly `expected`.
+    #[track_caller]
+    pub fn expect_stdout(&self, step: &Step, expected: &[u8]) -> &Finished {
+        if self.stdout != expected {
+            self.report(step)
+                .expected(&format!("on stdout exactly {}", crate::bytes::show(expected)))
+                .got(&format!("stdout {}", crate::bytes::show(&self.stdout)))
+                .hint("stdout carries only the data; narration goes to stderr (eprintln!).")
+                .fail();
+        }
+        self
+    }
+
+    /// A failure message that shows how the program was run and what it printed.
+    pub fn report(&self, step: &Step) -> crate::report::Report {
+        let report = step
+            .report()
+            .did(&format!("ran `{}`", self.command))
+            .did(&format!("its stdout: {}", crate::bytes::show(&self.stdout)))
+            .did(&format!("its stderr:\n{}", self.stderr));
+        if self.stderr.contains("not yet implemented") {
+            report.hint(TODO_HINT)
+        } else {
+            report
+        }
+    }
+
+    fn describe_exit(&self) -> String {
+        match self.code {
+            Some(code) => format!("exit code {code}"),
+            None => format!("still running after {} s, so the check stopped it", DEADLINE.as_secs()),
+        }
+    }
+}
+
+/// Runs `program` with `args` and `stdin` to its end, stopping it after
+/// [`START_DEADLINE`] if it is still running.
+pub fn run(program: &Path, args: &[&str], stdin: &[u8]) -> Finished {
+    let output = assert_cmd::Command::new(program)
+        .args(args)
+        .write_stdin(stdin)
+        .timeout(START_DEADLINE)
+        .output()
+        .expect("the check could not start the program");
+    Finished {
+        command: command_line(program, args),
+        code: output.status.code(),
+        stdout: output.stdout,
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+fn command_line(program: &Path, args: &[&str]) -> String {
+    let name = program.file_name().unwrap_or_default().to_string_lossy();
+    std::iter::once(name.as_ref()).chain(args.iter().copied()).collect::<Vec<_>>().join(" ")
+}
+
+/// A lesson's server, running in the background until the check ends.
+pub struct Server {
+    child: Child,
+    command: String,
+    stderr_lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Server {
+    /// Starts `program` with `args`; stdin is closed and stdout discarded.
+    pub fn start(program: &Path, args: &[&str]) -> Server {
+        let mut child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the check could not start the program");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let (sender, stderr_lines) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Server {
+            child,
+            command: command_line(program, args),
+            stderr_lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits for the server to print a line that contains `text` on stderr and
+    /// returns that line. Fails if the server exits or stays silent.
+    #[track_caller]
+    pub fn wait_for_line(&mut self, step: &Step, text: &str) -> String {
+        let deadline = Instant::now() + START_DEADLINE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stderr_lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(text) {
+                        return line;
+                    }
+                }
+                Err(_) => {
+                    let status = match self.child.try_wait() {
+                        Ok(Some(status)) => format!("the program ended ({status})"),
+                        _ => format!("nothing like it within {} s", START_DEADLINE.as_secs()),
+                    };
+                    self.report(step)
+                        .expected(&format!("a line on stderr containing {text:?}"))
+                        .got(&status)
+                        .fail()
+                }
+            }
+        }
+    }
+
+    /// Waits for the `listening on ADDR` line and returns ADDR.
+    #[track_caller]
+    pub fn listening_address(&mut self, step: &Step) -> SocketAddr {
+        let line = self.wait_for_line(step, "listening on ");
+        let after = line.split("listening on ").nth(1).unwrap_or_default();
+        let word = after.split_whitespace().next().unwrap_or_default();
+        match word.parse() {
+            Ok(addr) => addr,
+            Err(_) => self
+                .report(step)
+                .expected("`listening on IP:PORT`, for instance `listening on 127.0.0.1:5555`")
+                .got(&format!("{line:?}"))
+                .fail(),
+        }
+    }
+
+    /// True if the program has ended.
+    pub fn has_exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
+    /// A failure message that shows how the server was run and what it printed so far.
+    pub fn report(&mut self, step: &Step) -> crate::report::Report {
+        while let Ok(line) = self.stderr_lines.try_recv() {
+            self.seen.push(line);
+        }
+        step.report()
+            .did(&format!("ran `{}` in the background", self.command))
+            .did(&format!("its stderr so far:\n{}", self.seen.join("\n")))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
