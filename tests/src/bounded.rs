@@ -17,7 +17,10 @@ pub struct Running<T> {
 
 /// Starts `code` on its own thread. `call` shows how it was called, for instance
 /// `listen("127.0.0.1:0")`, and appears in the failure message.
-pub fn start<T: Send + 'static>(call: &str, code: impl FnOnce() -> T + Send + 'static) -> Running<T> {
+pub fn start<T: Send + 'static>(
+    call: &str,
+    code: impl FnOnce() -> T + Send + 'static,
+) -> Running<T> {
     let (sender, finished) = mpsc::channel();
     thread::spawn(move || {
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(code));
@@ -53,18 +56,22 @@ impl<T> Running<T> {
         }
     }
 
-    /// True when the code is still running after `wait`: used to show that a
-    /// function waits for something instead of returning early.
-    pub fn still_running_after(&self, wait: Duration) -> bool {
-        matches!(self.finished.recv_timeout(wait), Err(mpsc::RecvTimeoutError::Timeout))
-    }
-
-    /// What the code did, if it has already finished: `None` while it runs.
-    pub fn try_finish(&self) -> Option<Result<T, String>> {
-        match self.finished.try_recv() {
-            Ok(Ok(value)) => Some(Ok(value)),
-            Ok(Err(panic)) => Some(Err(panic_message(&panic))),
-            Err(_) => None,
+    /// Fails the check if the code finishes within `wait`: shows that a
+    /// function waits for something (`waits_for`) instead of returning early.
+    #[track_caller]
+    pub fn expect_still_running(&self, wait: Duration, step: &Step, waits_for: &str, hint: &str)
+    where
+        T: std::fmt::Debug,
+    {
+        match self.finished.recv_timeout(wait) {
+            Err(_) => {}
+            Ok(Err(panic)) => fail_with_panic(step, &self.call, panic),
+            Ok(Ok(value)) => step
+                .report()
+                .expected(&format!("{} to wait for {waits_for}", self.call))
+                .got(&format!("it returned at once: {value:?}"))
+                .hint(hint)
+                .fail(),
         }
     }
 

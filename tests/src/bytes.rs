@@ -7,7 +7,10 @@ pub fn show(bytes: &[u8]) -> String {
         let head = escape(&bytes[..EDGE]);
         let tail = escape(&bytes[bytes.len() - EDGE..]);
         let cut = bytes.len() - 2 * EDGE;
-        return format!("b\"{head}\"...({cut} more bytes)...b\"{tail}\" ({} bytes)", bytes.len());
+        return format!(
+            "b\"{head}\"...({cut} more bytes)...b\"{tail}\" ({} bytes)",
+            bytes.len()
+        );
     }
     format!("b\"{}\"", escape(bytes))
 }

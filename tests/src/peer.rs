@@ -64,7 +64,8 @@ impl Peer {
     pub fn connect(step: &Step, addr: SocketAddr) -> Peer {
         match TcpStream::connect_timeout(&addr, DEADLINE) {
             Ok(stream) => {
-                step.transcript().add(format!("check   connected to you at {addr}"));
+                step.transcript()
+                    .add(format!("check   connected to you at {addr}"));
                 Peer::new(step, stream)
             }
             Err(error) => step
@@ -86,14 +87,23 @@ impl Peer {
 
     /// The check's own address on this connection.
     pub fn local_addr(&self) -> SocketAddr {
-        self.stream.local_addr().expect("a connected socket has a local address")
+        self.stream
+            .local_addr()
+            .expect("a connected socket has a local address")
+    }
+
+    /// The other side's address on this connection, if the connection still stands.
+    pub fn peer_addr(&self) -> Option<SocketAddr> {
+        self.stream.peer_addr().ok()
     }
 
     /// Sends `bytes` in one write. A failure is recorded; the read that follows shows it.
     pub fn send(&mut self, bytes: &[u8]) {
-        self.transcript.add(format!("check → you   {}", show(bytes)));
+        self.transcript
+            .add(format!("check → you   {}", show(bytes)));
         if let Err(error) = self.stream.write_all(bytes) {
-            self.transcript.add(format!("check   could not send: {error}"));
+            self.transcript
+                .add(format!("check   could not send: {error}"));
         }
     }
 
@@ -111,7 +121,8 @@ impl Peer {
     /// Closes the check's sending side (half-close): the other side reads end of
     /// file, and can still send.
     pub fn close_sending(&mut self) {
-        self.transcript.add("check   closed its sending side (shutdown Write)".to_string());
+        self.transcript
+            .add("check   closed its sending side (shutdown Write)".to_string());
         let _ = self.stream.shutdown(Shutdown::Write);
     }
 
@@ -153,14 +164,18 @@ impl Peer {
 
     fn record(&self, bytes: &[u8], end: End) {
         if !bytes.is_empty() {
-            self.transcript.add(format!("you → check   {}", show(bytes)));
+            self.transcript
+                .add(format!("you → check   {}", show(bytes)));
         }
         match end {
             End::Newline => {}
-            End::Closed => self.transcript.add("you     closed the connection (end of file)".to_string()),
-            End::TimedOut => self
+            End::Closed => self
                 .transcript
-                .add(format!("check   waited {} s, nothing more came", DEADLINE.as_secs())),
+                .add("you     closed the connection (end of file)".to_string()),
+            End::TimedOut => self.transcript.add(format!(
+                "check   waited {} s, nothing more came",
+                DEADLINE.as_secs()
+            )),
             End::Failed(kind) => self.transcript.add(format!("check   read failed: {kind}")),
         }
     }
@@ -181,13 +196,16 @@ pub struct CheckServer {
 impl CheckServer {
     /// Binds 127.0.0.1:0.
     pub fn start() -> CheckServer {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("the check could not listen on 127.0.0.1");
+        let listener =
+            TcpListener::bind("127.0.0.1:0").expect("the check could not listen on 127.0.0.1");
         CheckServer { listener }
     }
 
     /// Where the student's client should connect.
     pub fn addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("a bound listener has an address")
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
     }
 
     /// Waits for the student's client to connect, at most [`DEADLINE`].
@@ -195,13 +213,20 @@ impl CheckServer {
     pub fn accept(&self, step: &Step) -> Peer {
         match self.accept_within(DEADLINE) {
             Some(stream) => {
-                let from = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
-                step.transcript().add(format!("check   accepted a connection from you at {from}"));
+                let from = stream
+                    .peer_addr()
+                    .map(|a| a.to_string())
+                    .unwrap_or_default();
+                step.transcript()
+                    .add(format!("check   accepted a connection from you at {from}"));
                 Peer::new(step, stream)
             }
             None => step
                 .report()
-                .did(&format!("the check listened on {} and waited for your client", self.addr()))
+                .did(&format!(
+                    "the check listened on {} and waited for your client",
+                    self.addr()
+                ))
                 .expected("a connection")
                 .got(&format!("no connection within {} s", DEADLINE.as_secs()))
                 .hint("did your client dial the address it was given? (TcpStream::connect)")
@@ -227,6 +252,9 @@ impl CheckServer {
 /// A local address where nothing listens: bound by the check, then released.
 /// (Another program could take the port in between; on a test machine that is rare.)
 pub fn unused_address() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("the check could not listen on 127.0.0.1");
-    listener.local_addr().expect("a bound listener has an address")
+    let listener =
+        TcpListener::bind("127.0.0.1:0").expect("the check could not listen on 127.0.0.1");
+    listener
+        .local_addr()
+        .expect("a bound listener has an address")
 }

@@ -52,7 +52,12 @@ impl Finished {
     /// Fails the check unless stderr satisfies `predicate`, for instance
     /// `predicates::str::contains("refused")`.
     #[track_caller]
-    pub fn expect_stderr(&self, step: &Step, predicate: impl Predicate<str>, what: &str) -> &Finished {
+    pub fn expect_stderr(
+        &self,
+        step: &Step,
+        predicate: impl Predicate<str>,
+        what: &str,
+    ) -> &Finished {
         if !predicate.eval(&self.stderr) {
             self.report(step)
                 .expected(&format!("on stderr: {what}"))
@@ -67,7 +72,10 @@ impl Finished {
     pub fn expect_stdout(&self, step: &Step, expected: &[u8]) -> &Finished {
         if self.stdout != expected {
             self.report(step)
-                .expected(&format!("on stdout exactly {}", crate::bytes::show(expected)))
+                .expected(&format!(
+                    "on stdout exactly {}",
+                    crate::bytes::show(expected)
+                ))
                 .got(&format!("stdout {}", crate::bytes::show(&self.stdout)))
                 .hint("stdout carries only the data; narration goes to stderr (eprintln!).")
                 .fail();
@@ -92,7 +100,10 @@ impl Finished {
     fn describe_exit(&self) -> String {
         match self.code {
             Some(code) => format!("exit code {code}"),
-            None => format!("still running after {} s, so the check stopped it", DEADLINE.as_secs()),
+            None => format!(
+                "still running after {} s, so the check stopped it",
+                DEADLINE.as_secs()
+            ),
         }
     }
 }
@@ -116,7 +127,10 @@ pub fn run(program: &Path, args: &[&str], stdin: &[u8]) -> Finished {
 
 fn command_line(program: &Path, args: &[&str]) -> String {
     let name = program.file_name().unwrap_or_default().to_string_lossy();
-    std::iter::once(name.as_ref()).chain(args.iter().copied()).collect::<Vec<_>>().join(" ")
+    std::iter::once(name.as_ref())
+        .chain(args.iter().copied())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// A lesson's server, running in the background until the check ends.

@@ -26,7 +26,10 @@ fn main() -> ExitCode {
 fn run() -> Result<()> {
     let addr = address_argument()?;
     let listener = listen(&addr)?;
-    eprintln!("listening on {} (Ctrl-C to stop)", bound_address(&listener)?);
+    eprintln!(
+        "listening on {} (Ctrl-C to stop)",
+        bound_address(&listener)?
+    );
     // Keep the listener open. The OS completes incoming connections on its own
     // and queues them (the backlog); accepting them is lesson 2.
     loop {
@@ -47,9 +50,13 @@ fn address_argument() -> Result<String> {
 /// Advice for the errors people meet when starting a server.
 fn what_to_try(error: &anyhow::Error) -> &'static str {
     use std::io::ErrorKind::*;
-    let kind = error.chain().find_map(|cause| cause.downcast_ref::<std::io::Error>());
+    let kind = error
+        .chain()
+        .find_map(|cause| cause.downcast_ref::<std::io::Error>());
     match kind.map(std::io::Error::kind) {
-        Some(AddrInUse) => "Try: stop the other program on that port, or pass another address, like 127.0.0.1:5556",
+        Some(AddrInUse) => {
+            "Try: stop the other program on that port, or pass another address, like 127.0.0.1:5556"
+        }
         Some(AddrNotAvailable) => "Try: an address of this machine, like 127.0.0.1",
         Some(PermissionDenied) => "Try: a port above 1023",
         _ => "Try: an address written IP:PORT, like 127.0.0.1:5555",

@@ -18,7 +18,12 @@ const LISTEN_HANGS: &str = "listen should return as soon as the socket is bound.
 /// Calls the student's `listen(addr)`, with a deadline.
 fn call_listen(step: &Step, addr: &str) -> anyhow::Result<TcpListener> {
     let owned = addr.to_string();
-    bounded::run(step, &format!("listen({addr:?})"), LISTEN_HANGS, move || listen(&owned))
+    bounded::run(
+        step,
+        &format!("listen({addr:?})"),
+        LISTEN_HANGS,
+        move || listen(&owned),
+    )
 }
 
 /// Fails the step unless a client can connect to `addr`.
@@ -35,11 +40,16 @@ fn expect_connectable(step: &Step, addr: SocketAddr) {
 
 #[test]
 fn step_1_listen_on_the_address_you_are_given() {
-    let step = Step::new("step 1: listen on exactly the address you are given", CHAPTER);
+    let step = Step::new(
+        "step 1: listen on exactly the address you are given",
+        CHAPTER,
+    );
     let wanted = peer::unused_address();
     let call = format!("listen({:?})", wanted.to_string());
     let listener = step.ok(&call, call_listen(&step, &wanted.to_string()));
-    let actual = listener.local_addr().expect("a bound listener has an address");
+    let actual = listener
+        .local_addr()
+        .expect("a bound listener has an address");
     if actual != wanted {
         step.report()
             .did(&format!("called {call}"))
@@ -53,13 +63,18 @@ fn step_1_listen_on_the_address_you_are_given() {
 
 #[test]
 fn step_2_listen_on_ipv6_loopback_too() {
-    let step = Step::new("step 2: listen on an IPv6 address, [::1]:0, as well", CHAPTER);
+    let step = Step::new(
+        "step 2: listen on an IPv6 address, [::1]:0, as well",
+        CHAPTER,
+    );
     if TcpListener::bind("[::1]:0").is_err() {
         eprintln!("note: this machine has no IPv6 loopback, so step 2 has nothing to check.");
         return;
     }
     let listener = step.ok("listen(\"[::1]:0\")", call_listen(&step, "[::1]:0"));
-    let actual = listener.local_addr().expect("a bound listener has an address");
+    let actual = listener
+        .local_addr()
+        .expect("a bound listener has an address");
     if !actual.ip().is_loopback() || !actual.is_ipv6() {
         step.report()
             .did("called listen(\"[::1]:0\")")
@@ -73,12 +88,20 @@ fn step_2_listen_on_ipv6_loopback_too() {
 
 #[test]
 fn step_3_report_the_port_the_os_picked() {
-    let step = Step::new("step 3: bound_address tells which port the OS picked for port 0", CHAPTER);
+    let step = Step::new(
+        "step 3: bound_address tells which port the OS picked for port 0",
+        CHAPTER,
+    );
     let listener = step.ok("listen(\"127.0.0.1:0\")", call_listen(&step, "127.0.0.1:0"));
-    let actual = listener.local_addr().expect("a bound listener has an address");
-    let reported = bounded::run(&step, "bound_address(&listener)", "bound_address only asks the listener.", move || {
-        bound_address(&listener)
-    });
+    let actual = listener
+        .local_addr()
+        .expect("a bound listener has an address");
+    let reported = bounded::run(
+        &step,
+        "bound_address(&listener)",
+        "bound_address only asks the listener.",
+        move || bound_address(&listener),
+    );
     let reported = step.ok("bound_address(&listener)", reported);
     if reported != actual {
         step.report()
@@ -92,13 +115,21 @@ fn step_3_report_the_port_the_os_picked() {
 
 #[test]
 fn step_4_an_address_in_use_is_an_error_that_names_it() {
-    let step = Step::new("step 4: listening on an address already in use is an error naming it", CHAPTER);
+    let step = Step::new(
+        "step 4: listening on an address already in use is an error naming it",
+        CHAPTER,
+    );
     let taken = TcpListener::bind("127.0.0.1:0").expect("the check could not listen");
-    let addr = taken.local_addr().expect("a bound listener has an address").to_string();
+    let addr = taken
+        .local_addr()
+        .expect("a bound listener has an address")
+        .to_string();
     let outcome = call_listen(&step, &addr);
     let Err(error) = outcome else {
         step.report()
-            .did(&format!("the check listened on {addr} itself, then called listen({addr:?})"))
+            .did(&format!(
+                "the check listened on {addr} itself, then called listen({addr:?})"
+            ))
             .expected("an error: address in use")
             .got("Ok(a listener)")
             .hint("pass `addr` to TcpListener::bind unchanged, and return its error with ?.")
@@ -117,7 +148,10 @@ fn step_4_an_address_in_use_is_an_error_that_names_it() {
 
 #[test]
 fn step_5_a_malformed_address_is_an_error() {
-    let step = Step::new("step 5: a malformed address is an error, not a panic", CHAPTER);
+    let step = Step::new(
+        "step 5: a malformed address is an error, not a panic",
+        CHAPTER,
+    );
     for bad in ["127.0.0.1", "127.0.0.1:99999", "not an address"] {
         let outcome = call_listen(&step, bad);
         match outcome {
@@ -133,7 +167,9 @@ fn step_5_a_malformed_address_is_an_error() {
                 .did(&format!("called listen({bad:?})"))
                 .expected(&format!("an error whose message contains {bad:?}"))
                 .got(&format!("{:?}", format!("{error:#}")))
-                .hint("name the address: .with_context(|| format!(\"could not listen on {addr}\")).")
+                .hint(
+                    "name the address: .with_context(|| format!(\"could not listen on {addr}\")).",
+                )
                 .fail(),
             Err(_) => {}
         }
@@ -142,7 +178,10 @@ fn step_5_a_malformed_address_is_an_error() {
 
 #[test]
 fn step_6_the_program_listens_until_stopped() {
-    let step = Step::new("step 6: the program prints `listening on ADDR` and keeps listening", CHAPTER);
+    let step = Step::new(
+        "step 6: the program prints `listening on ADDR` and keeps listening",
+        CHAPTER,
+    );
     let mut server = Server::start(program!(), &["127.0.0.1:0"]);
     let addr = server.listening_address(&step);
     expect_connectable(&step, addr);
@@ -157,9 +196,15 @@ fn step_6_the_program_listens_until_stopped() {
 
 #[test]
 fn step_7_the_program_explains_an_address_in_use() {
-    let step = Step::new("step 7: the program explains an address in use in one line, exit code 1", CHAPTER);
+    let step = Step::new(
+        "step 7: the program explains an address in use in one line, exit code 1",
+        CHAPTER,
+    );
     let taken = TcpListener::bind("127.0.0.1:0").expect("the check could not listen");
-    let addr = taken.local_addr().expect("a bound listener has an address").to_string();
+    let addr = taken
+        .local_addr()
+        .expect("a bound listener has an address")
+        .to_string();
     run(program!(), &[&addr], b"")
         .expect_code(&step, 1)
         .expect_stderr(&step, contains(addr.as_str()), "the address")
@@ -169,7 +214,10 @@ fn step_7_the_program_explains_an_address_in_use() {
 
 #[test]
 fn step_8_the_program_explains_a_bad_address() {
-    let step = Step::new("step 8: the program explains a malformed address, exit code 1", CHAPTER);
+    let step = Step::new(
+        "step 8: the program explains a malformed address, exit code 1",
+        CHAPTER,
+    );
     run(program!(), &["localhost"], b"")
         .expect_code(&step, 1)
         .expect_stderr(&step, contains("localhost"), "the address it was given")

@@ -1,9 +1,17 @@
-//! Lesson 1: listen. The reference answer.
+//! Lesson 1: listen.
 //!
-//! Compare with the stub: `diff lessons/01-listen/src solutions/01-listen/src`.
+//! A server begins by asking the operating system for a listening socket on an
+//! address: an IP address and a port. From then on, clients can connect to it.
+//!
+//! You write the two functions marked TODO. Nothing else needs to change:
+//! `src/main.rs` is the lesson's program, `tests/checks.rs` are the checks.
+//!
+//! Read:  book/src/lessons/01-listen.md
+//! Check: cargo test -p lesson-01-listen
 
 use std::net::{SocketAddr, TcpListener};
 
+#[allow(unused_imports)] // you will need Context for .with_context(...)
 use anyhow::{Context, Result};
 
 // ANCHOR: listen

@@ -1,0 +1,67 @@
+//! The program of lesson 2: accept connections, one after another, and say who
+//! connected.
+//!
+//!     cargo run -p lesson-02-accept -- [ADDR]      (ADDR defaults to 127.0.0.1:5555)
+//!
+//! Then, in a second terminal, `nc 127.0.0.1 5555` connects, and this program
+//! prints the address nc connected from. You need not change this file.
+
+use std::process::ExitCode;
+
+use anyhow::{Result, bail};
+use lesson_02_accept::{accept_one, bound_address, listen};
+
+const DEFAULT_ADDR: &str = "127.0.0.1:5555";
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // One line that says what failed and what to try; never a panic.
+            eprintln!("error: {error:#}. {}", what_to_try(&error));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<()> {
+    let addr = address_argument()?;
+    let listener = listen(&addr)?;
+    eprintln!(
+        "listening on {} (Ctrl-C to stop)",
+        bound_address(&listener)?
+    );
+    loop {
+        let (connection, peer) = accept_one(&listener)?;
+        eprintln!("accepted {peer}");
+        // Dropping the connection closes it: the client reads end of file.
+        drop(connection);
+        eprintln!("closed the connection to {peer}");
+    }
+}
+
+/// The one optional argument: the address to listen on.
+fn address_argument() -> Result<String> {
+    let mut args = std::env::args().skip(1);
+    let addr = args.next().unwrap_or_else(|| DEFAULT_ADDR.to_string());
+    if args.next().is_some() {
+        bail!("too many arguments; usage: lesson-02-accept [ADDR]");
+    }
+    Ok(addr)
+}
+
+/// Advice for the errors people meet when starting a server.
+fn what_to_try(error: &anyhow::Error) -> &'static str {
+    use std::io::ErrorKind::*;
+    let kind = error
+        .chain()
+        .find_map(|cause| cause.downcast_ref::<std::io::Error>());
+    match kind.map(std::io::Error::kind) {
+        Some(AddrInUse) => {
+            "Try: stop the other program on that port, or pass another address, like 127.0.0.1:5556"
+        }
+        Some(AddrNotAvailable) => "Try: an address of this machine, like 127.0.0.1",
+        Some(PermissionDenied) => "Try: a port above 1023",
+        _ => "Try: an address written IP:PORT, like 127.0.0.1:5555",
+    }
+}
