@@ -83,6 +83,30 @@ impl Finished {
         self
     }
 
+    /// Fails the check unless the program failed the way an expected failure
+    /// should: exit code 1 and one line on stderr, no panic, containing each of
+    /// `words`.
+    #[track_caller]
+    pub fn expect_one_line_error(&self, step: &Step, words: &[&str]) -> &Finished {
+        self.expect_code(step, 1);
+        for word in words {
+            if !self.stderr.contains(word) {
+                self.report(step)
+                    .expected(&format!("an error line on stderr that contains {word:?}"))
+                    .got("no such line (its stderr is above)")
+                    .fail();
+            }
+        }
+        if self.stderr.contains("panicked") || self.stderr.trim_end().lines().count() != 1 {
+            self.report(step)
+                .expected("exactly one line on stderr that says what failed and what to try")
+                .got("something else (its stderr is above)")
+                .hint("return the error from main's run() with ?; main prints it in one line. Never unwrap().")
+                .fail();
+        }
+        self
+    }
+
     /// A failure message that shows how the program was run and what it printed.
     pub fn report(&self, step: &Step) -> crate::report::Report {
         let report = step

@@ -4,8 +4,6 @@
 use std::net::{SocketAddr, TcpListener, TcpStream};
 
 use lesson_01_listen::{bound_address, listen};
-use predicates::prelude::*;
-use predicates::str::contains;
 use seesaw_checks::program::{Server, run};
 use seesaw_checks::report::{Step, io_error_kind};
 use seesaw_checks::{DEADLINE, bounded, peer, program};
@@ -205,11 +203,7 @@ fn step_7_the_program_explains_an_address_in_use() {
         .local_addr()
         .expect("a bound listener has an address")
         .to_string();
-    run(program!(), &[&addr], b"")
-        .expect_code(&step, 1)
-        .expect_stderr(&step, contains(addr.as_str()), "the address")
-        .expect_stderr(&step, contains("in use"), "that the address is in use")
-        .expect_stderr(&step, contains("panicked").not(), "no panic");
+    run(program!(), &[&addr], b"").expect_one_line_error(&step, &[&addr, "in use"]);
 }
 
 #[test]
@@ -218,9 +212,5 @@ fn step_8_the_program_explains_a_bad_address() {
         "step 8: the program explains a malformed address, exit code 1",
         CHAPTER,
     );
-    run(program!(), &["localhost"], b"")
-        .expect_code(&step, 1)
-        .expect_stderr(&step, contains("localhost"), "the address it was given")
-        .expect_stderr(&step, contains("IP:PORT"), "how to write an address")
-        .expect_stderr(&step, contains("panicked").not(), "no panic");
+    run(program!(), &["localhost"], b"").expect_one_line_error(&step, &["localhost", "IP:PORT"]);
 }

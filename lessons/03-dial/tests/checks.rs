@@ -5,7 +5,6 @@ use std::io::ErrorKind;
 use std::net::TcpStream;
 
 use lesson_03_dial::dial;
-use predicates::prelude::*;
 use predicates::str::contains;
 use seesaw_checks::peer::{CheckServer, unused_address};
 use seesaw_checks::program::run;
@@ -161,15 +160,7 @@ fn step_6_the_program_explains_a_refused_connection() {
         CHAPTER,
     );
     let nowhere = unused_address().to_string();
-    run(program!(), &[&nowhere], b"")
-        .expect_code(&step, 1)
-        .expect_stderr(&step, contains(nowhere.as_str()), "the address")
-        .expect_stderr(
-            &step,
-            contains("refused"),
-            "that the connection was refused",
-        )
-        .expect_stderr(&step, contains("panicked").not(), "no panic");
+    run(program!(), &[&nowhere], b"").expect_one_line_error(&step, &[&nowhere, "refused"]);
 }
 
 #[test]
@@ -178,9 +169,5 @@ fn step_7_the_program_explains_a_bad_argument() {
         "step 7: the program explains a malformed address, exit code 1",
         CHAPTER,
     );
-    run(program!(), &["127.0.0.1"], b"")
-        .expect_code(&step, 1)
-        .expect_stderr(&step, contains("127.0.0.1"), "the address it was given")
-        .expect_stderr(&step, contains("HOST:PORT"), "how to write an address")
-        .expect_stderr(&step, contains("panicked").not(), "no panic");
+    run(program!(), &["127.0.0.1"], b"").expect_one_line_error(&step, &["127.0.0.1", "HOST:PORT"]);
 }
