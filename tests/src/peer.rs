@@ -258,3 +258,40 @@ pub fn unused_address() -> SocketAddr {
         .local_addr()
         .expect("a bound listener has an address")
 }
+
+/// A connection with the check's [`Peer`] on one end and, on the other, the
+/// socket to hand to the student's server code.
+pub fn connected_pair(step: &Step) -> (Peer, TcpStream) {
+    let server = CheckServer::start();
+    let peer = Peer::connect(step, server.addr());
+    let theirs = server
+        .accept_within(DEADLINE)
+        .expect("the check could not accept its own connection");
+    (peer, theirs)
+}
+
+/// The check plays an echo server for the student's client: it accepts one
+/// connection on its own thread and echoes every byte back until the client
+/// closes its sending side, then closes. Returns the address to dial.
+pub fn spawn_echo_server(step: &Step) -> SocketAddr {
+    let server = CheckServer::start();
+    let addr = server.addr();
+    let transcript = step.transcript().clone();
+    thread::spawn(move || {
+        let Some(mut stream) = server.accept_within(DEADLINE) else {
+            return;
+        };
+        transcript.add("check   echo server accepted your client".to_string());
+        let _ = stream.set_read_timeout(Some(DEADLINE));
+        let mut chunk = [0u8; 64 * 1024];
+        while let Ok(count @ 1..) = stream.read(&mut chunk) {
+            transcript.add(format!("you → check   {}", show(&chunk[..count])));
+            if stream.write_all(&chunk[..count]).is_err() {
+                break;
+            }
+            transcript.add(format!("check → you   {} (echo)", show(&chunk[..count])));
+        }
+        transcript.add("check   echo server closed the connection".to_string());
+    });
+    addr
+}

@@ -15,6 +15,8 @@ pub struct Step {
     title: String,
     chapter: String,
     transcript: Transcript,
+    /// Panics of the student's code during this step: `(call, message)`.
+    panics: Arc<Mutex<Vec<(String, String)>>>,
 }
 
 impl Step {
@@ -26,7 +28,15 @@ impl Step {
             title: title.to_string(),
             chapter: chapter.to_string(),
             transcript: Transcript::default(),
+            panics: Arc::default(),
         }
+    }
+
+    /// Notes that the student's `call` panicked. Any failure of this step then
+    /// shows the panic first: it is the real cause.
+    pub fn record_panic(&self, call: &str, message: &str) {
+        let entry = (call.to_string(), message.to_string());
+        self.panics.lock().unwrap().push(entry);
     }
 
     /// The transcript this step's peers write to.
@@ -125,7 +135,14 @@ impl Report {
 
     fn render(&self) -> String {
         let mut text = format!("\n\n{}\n", self.step.title);
-        for (label, line) in &self.lines {
+        let panics = self.step.panics.lock().unwrap().clone();
+        let mut lines = self.lines.clone();
+        let mut hint = self.hint.clone();
+        for (call, message) in panics {
+            lines.push(("panicked", format!("{call} panicked: {message}")));
+            hint = Some(panic_hint(&message).to_string());
+        }
+        for (label, line) in &lines {
             // Continuation lines line up under the first one.
             let line = line.trim_end().replace('\n', "\n            ");
             let _ = writeln!(text, "  {label:<9} {line}");
@@ -137,7 +154,7 @@ impl Report {
                 let _ = writeln!(text, "      {line}");
             }
         }
-        if let Some(hint) = &self.hint {
+        if let Some(hint) = &hint {
             let _ = writeln!(text, "  hint      {hint}");
         }
         let _ = writeln!(
@@ -192,6 +209,16 @@ pub fn hint_for_kind(kind: io::ErrorKind) -> Option<&'static str> {
         _ => return None,
     };
     Some(hint)
+}
+
+/// The hint for a panic: a `todo!()` left in place, or an `unwrap()` that failed.
+pub fn panic_hint(message: &str) -> &'static str {
+    if message.starts_with("not yet implemented") {
+        TODO_HINT
+    } else {
+        "an expected failure should be an Err, not a panic: use ? and .context(...) \
+         instead of unwrap() or expect()."
+    }
 }
 
 /// The hint for code that still holds the stub's `todo!()`.

@@ -30,16 +30,19 @@ fn check_listener() -> (Arc<TcpListener>, SocketAddr) {
 }
 
 /// Starts the student's accept_one on its own thread.
-fn start_accept(listener: &Arc<TcpListener>) -> Running<anyhow::Result<(TcpStream, SocketAddr)>> {
+fn start_accept(
+    step: &Step,
+    listener: &Arc<TcpListener>,
+) -> Running<anyhow::Result<(TcpStream, SocketAddr)>> {
     let listener = Arc::clone(listener);
-    bounded::start("accept_one(&listener)", move || accept_one(&listener))
+    bounded::start(step, "accept_one(&listener)", move || accept_one(&listener))
 }
 
 /// Connects a client, accepts it with the student's accept_one, and checks that
 /// the peer address is the client's own.
 fn accept_and_compare(step: &Step, listener: &Arc<TcpListener>, addr: SocketAddr) -> TcpStream {
     let client = Peer::connect(step, addr);
-    let accepting = start_accept(listener);
+    let accepting = start_accept(step, listener);
     let (connection, peer) = step.ok(
         "accept_one(&listener)",
         accepting.finish(step, ACCEPT_HANGS),
@@ -76,7 +79,7 @@ fn expect_peer(step: &Step, client: &Peer, peer: SocketAddr, connection: &TcpStr
 fn step_1_accept_waits_for_a_client() {
     let step = Step::new("step 1: accept_one waits until a client connects", CHAPTER);
     let (listener, addr) = check_listener();
-    let accepting = start_accept(&listener);
+    let accepting = start_accept(&step, &listener);
     step.transcript()
         .add(format!("check   listening on {addr}, no client yet"));
     accepting.expect_still_running(
