@@ -38,11 +38,14 @@ pub fn start_with<V: Send + 'static, T: Send + 'static>(
     let (sender, finished) = mpsc::channel();
     let step = step.clone();
     let call_text = call.to_string();
+    step.code_started();
     thread::spawn(move || {
         let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| code(&mut value)));
-        if let Err(panic) = &outcome {
-            step.record_panic(&call_text, &panic_message(panic));
-        }
+        let panic = outcome
+            .as_ref()
+            .err()
+            .map(|panic| (call_text, panic_message(panic)));
+        step.code_finished(panic);
         // The check may have stopped waiting already; then nobody listens, and that is fine.
         let _ = sender.send(outcome);
         drop(value);

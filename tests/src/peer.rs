@@ -107,6 +107,20 @@ impl Peer {
         }
     }
 
+    /// Sends `bytes` from another thread, for a peer that may stop reading
+    /// before it has all of them: waiting for it would block the check.
+    pub fn send_in_background(&self, bytes: Vec<u8>) {
+        self.transcript.add(format!(
+            "check → you   {} (sent in the background)",
+            show(&bytes)
+        ));
+        let mut sender = self
+            .stream
+            .try_clone()
+            .expect("the check could not clone its socket");
+        thread::spawn(move || sender.write_all(&bytes));
+    }
+
     /// Sends each piece in its own write, with a short pause between them, as a
     /// slow network would deliver them.
     pub fn send_in_pieces(&mut self, pieces: &[&[u8]]) {

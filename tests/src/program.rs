@@ -84,25 +84,30 @@ impl Finished {
     }
 
     /// Fails the check unless the program failed the way an expected failure
-    /// should: exit code 1 and one line on stderr, no panic, containing each of
-    /// `words`.
+    /// should: exit code 1, no panic, and one line on stderr that starts with
+    /// `error:` and contains each of `words`. (Narration may come before it.)
     #[track_caller]
     pub fn expect_one_line_error(&self, step: &Step, words: &[&str]) -> &Finished {
         self.expect_code(step, 1);
-        for word in words {
-            if !self.stderr.contains(word) {
-                self.report(step)
-                    .expected(&format!("an error line on stderr that contains {word:?}"))
-                    .got("no such line (its stderr is above)")
-                    .fail();
-            }
-        }
-        if self.stderr.contains("panicked") || self.stderr.trim_end().lines().count() != 1 {
+        let error_lines: Vec<&str> = self
+            .stderr
+            .lines()
+            .filter(|line| line.starts_with("error:"))
+            .collect();
+        if self.stderr.contains("panicked") || error_lines.len() != 1 {
             self.report(step)
-                .expected("exactly one line on stderr that says what failed and what to try")
+                .expected("exactly one line on stderr that starts with `error:`, says what failed and what to try")
                 .got("something else (its stderr is above)")
                 .hint("return the error from main's run() with ?; main prints it in one line. Never unwrap().")
                 .fail();
+        }
+        for word in words {
+            if !error_lines[0].contains(word) {
+                self.report(step)
+                    .expected(&format!("the error line to contain {word:?}"))
+                    .got(&format!("{:?}", error_lines[0]))
+                    .fail();
+            }
         }
         self
     }

@@ -6,7 +6,8 @@
 
 use std::fmt::Write as _;
 use std::io;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 
 /// One check of a lesson: its title and the chapter of the book that explains it.
 /// It keeps the transcript of everything the check sent and received.
@@ -15,9 +16,22 @@ pub struct Step {
     title: String,
     chapter: String,
     transcript: Transcript,
-    /// Panics of the student's code during this step: `(call, message)`.
-    panics: Arc<Mutex<Vec<(String, String)>>>,
+    /// The student's code that runs on threads for this step, and its panics.
+    student_code: Arc<(Mutex<StudentCode>, Condvar)>,
 }
+
+/// What the student's code is doing during one step.
+#[derive(Default)]
+struct StudentCode {
+    /// How many of its threads are still running.
+    running: usize,
+    /// Its panics: `(call, message)`.
+    panics: Vec<(String, String)>,
+}
+
+/// How long a failing check waits for the student's code to finish before it
+/// reports, so that a panic that closed the connection is shown as the cause.
+const SETTLE: Duration = Duration::from_millis(200);
 
 impl Step {
     /// `title` says what the student's code should do, for instance
@@ -28,15 +42,35 @@ impl Step {
             title: title.to_string(),
             chapter: chapter.to_string(),
             transcript: Transcript::default(),
-            panics: Arc::default(),
+            student_code: Arc::default(),
         }
     }
 
-    /// Notes that the student's `call` panicked. Any failure of this step then
-    /// shows the panic first: it is the real cause.
-    pub fn record_panic(&self, call: &str, message: &str) {
-        let entry = (call.to_string(), message.to_string());
-        self.panics.lock().unwrap().push(entry);
+    /// Notes that the student's code has started on a thread of its own.
+    pub fn code_started(&self) {
+        self.student_code.0.lock().unwrap().running += 1;
+    }
+
+    /// Notes that the student's code has finished: `panic` holds the call and
+    /// the message if it panicked. Any failure of this step then shows the
+    /// panic first: it is the real cause.
+    pub fn code_finished(&self, panic: Option<(String, String)>) {
+        let (state, changed) = &*self.student_code;
+        let mut state = state.lock().unwrap();
+        state.running -= 1;
+        state.panics.extend(panic);
+        changed.notify_all();
+    }
+
+    /// The panics of the student's code, once its threads have finished or
+    /// [`SETTLE`] has passed.
+    fn settled_panics(&self) -> Vec<(String, String)> {
+        let (state, changed) = &*self.student_code;
+        let state = state.lock().unwrap();
+        let (state, _) = changed
+            .wait_timeout_while(state, SETTLE, |state| state.running > 0)
+            .unwrap();
+        state.panics.clone()
     }
 
     /// The transcript this step's peers write to.
@@ -135,7 +169,7 @@ impl Report {
 
     fn render(&self) -> String {
         let mut text = format!("\n\n{}\n", self.step.title);
-        let panics = self.step.panics.lock().unwrap().clone();
+        let panics = self.step.settled_panics();
         let mut lines = self.lines.clone();
         let mut hint = self.hint.clone();
         for (call, message) in panics {

@@ -111,6 +111,8 @@ fn what_to_try(error: &anyhow::Error) -> &'static str {
             "Try: run the server again; it closed the connection early"
         }
         Some(InvalidInput) => "Try: an address written HOST:PORT, like 127.0.0.1:5555",
-        _ => "Try: `server` in one terminal, then `client` in another, both with the same address",
+        _ => {
+            "Try: a seesaw server at that address (`server` in another terminal), and `server` or `client` as the first argument"
+        }
     }
 }

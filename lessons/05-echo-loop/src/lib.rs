@@ -1,0 +1,169 @@
+//! Lesson 5: the seesaw in a loop.
+//!
+//! One turn is not a conversation. Now the client sends message after message,
+//! each time waiting for the echo, until it runs out of input. Then it shuts
+//! down its sending side (a half-close): the server reads end of file, echoes
+//! any last bytes that had no newline, and closes the connection.
+//!
+//! A server that runs for a long time must not let one client eat its memory:
+//! it never reads without a limit. A message longer than MAX_MESSAGE gets one
+//! error line back, and the connection is closed.
+//!
+//! You write the four functions marked TODO: read_message, serve_connection,
+//! Client::turn and Client::finish. The rest is done for you. Nothing else
+//! needs to change: `src/main.rs` is the lesson's program, `tests/checks.rs`
+//! are the checks.
+//!
+//! Read:  book/src/lessons/05-echo-loop.md
+//! Check: cargo test -p lesson-05-echo-loop
+
+#[allow(unused_imports)] // you will need these
+use std::io::{BufRead, BufReader, Read, Write};
+#[allow(unused_imports)] // you will need Shutdown
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+
+#[allow(unused_imports)] // you will need bail! and Context
+use anyhow::{Context, Result, bail};
+
+/// The longest message the server accepts, newline included: 64 KiB.
+pub const MAX_MESSAGE: usize = 64 * 1024;
+
+/// What the server writes back, instead of an echo, to a message that is too long.
+pub const TOO_LONG_REPLY: &[u8] = b"error: message longer than 65536 bytes\n";
+
+// ANCHOR: message
+/// What [`read_message`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Message {
+    /// A whole message: its bytes, ending with the newline.
+    Line(Vec<u8>),
+    /// The last bytes before end of file, with no newline after them.
+    Tail(Vec<u8>),
+    /// End of file: the client has closed its sending side, and nothing is left.
+    End,
+    /// More than MAX_MESSAGE bytes came without a newline.
+    TooLong,
+}
+// ANCHOR_END: message
+
+// ANCHOR: read_message
+/// Reads the next message from `reader`, reading at most MAX_MESSAGE bytes.
+pub fn read_message(reader: &mut impl BufRead) -> Result<Message> {
+    // TODO: read up to and including the next newline into a Vec<u8>, but never
+    // more than MAX_MESSAGE bytes: reader.take(MAX_MESSAGE as u64) gives a reader
+    // that stops there, and read_until(b'\n', ...) on it reads to the newline.
+    //
+    // TODO: then say what you found:
+    //   nothing at all (0 bytes)                    -> Message::End
+    //   bytes that end with b'\n'                   -> Message::Line(bytes)
+    //   MAX_MESSAGE bytes and no newline            -> Message::TooLong
+    //   fewer bytes and no newline (end of file)    -> Message::Tail(bytes)
+    let _ = reader; // (delete this line: it only stops a warning until you use `reader`)
+    todo!("read at most MAX_MESSAGE bytes with reader.take(..).read_until(b'\\n', ..)")
+}
+// ANCHOR_END: read_message
+
+// ANCHOR: serve_connection
+/// The server's side of the seesaw, turn after turn: echoes every message in
+/// order until the client closes its sending side, then returns (which closes
+/// the connection). A message that is too long gets TOO_LONG_REPLY, and ends
+/// the connection too.
+pub fn serve_connection(connection: TcpStream) -> Result<()> {
+    // TODO: make two handles on the connection: one to read from through a
+    // BufReader (connection.try_clone()), and one to write to.
+    //
+    // TODO: loop, and in each turn read_message(&mut reader)? and match on it:
+    //   Line(bytes) or Tail(bytes): write the bytes back with one write_all,
+    //       and narrate on stderr, e.g. eprintln!("wrote {} bytes", bytes.len());
+    //   End: the client is done: return Ok(()). Returning drops the
+    //       connection, which closes it.
+    //   TooLong: write TOO_LONG_REPLY back, then return Ok(()).
+    let _ = connection; // (delete this line: it only stops a warning until you use `connection`)
+    todo!("echo messages until read_message says Message::End")
+}
+// ANCHOR_END: serve_connection
+
+/// Serves one client with [`serve_connection`] and says how it ended.
+pub fn serve_client(connection: TcpStream, peer: SocketAddr) {
+    match serve_connection(connection) {
+        Ok(()) => eprintln!("closed the connection to {peer}"),
+        Err(error) => eprintln!("{peer}: {error:#}; closed the connection"),
+    }
+}
+
+/// The client's end of a connection: a buffered reader and a writer on the
+/// same socket. The buffer keeps bytes that arrive early for the next read.
+pub struct Client {
+    /// Reads from the connection, through a buffer.
+    pub reader: BufReader<TcpStream>,
+    /// Writes to the connection (a second handle on the same socket).
+    pub writer: TcpStream,
+}
+
+impl Client {
+    /// Connects to the server at `addr`.
+    pub fn connect(addr: &str) -> Result<Client> {
+        let writer = dial(addr)?;
+        let reader = BufReader::new(
+            writer
+                .try_clone()
+                .context("could not clone the connection")?,
+        );
+        Ok(Client { reader, writer })
+    }
+
+    // ANCHOR: turn
+    /// One turn: writes `message` (ending with a newline), then reads the reply
+    /// up to and including its newline, and returns it. If the server has
+    /// closed the connection instead of replying, that is an error.
+    pub fn turn(&mut self, message: &[u8]) -> Result<Vec<u8>> {
+        // TODO: write the whole message with self.writer.write_all, then read the
+        // reply with self.reader.read_until(b'\n', ...). If that reads 0 bytes,
+        // the server has closed the connection: return an error (bail!).
+        todo!(
+            "send {} bytes, then read the reply up to its newline",
+            message.len()
+        )
+    }
+    // ANCHOR_END: turn
+
+    // ANCHOR: finish
+    /// The end of the conversation: writes `last` (the input's final bytes,
+    /// which have no newline; maybe none at all), shuts down the sending side
+    /// so the server reads end of file, then reads everything the server still
+    /// sends until it closes, and returns that.
+    pub fn finish(self, last: &[u8]) -> Result<Vec<u8>> {
+        // TODO: take the client apart to own its two halves:
+        //     let Client { mut reader, mut writer } = self;
+        // then write `last` with write_all; then writer.shutdown(Shutdown::Write),
+        // so the server reads end of file; then read everything that is left
+        // with reader.read_to_end, and return it.
+        todo!(
+            "send the last {} bytes, shut down writing, read to the end",
+            last.len()
+        )
+    }
+    // ANCHOR_END: finish
+}
+
+/// Opens a listening socket on `addr` (lesson 1).
+pub fn listen(addr: &str) -> Result<TcpListener> {
+    TcpListener::bind(addr).with_context(|| format!("could not listen on {addr}"))
+}
+
+/// The address `listener` is bound to (lesson 1).
+pub fn bound_address(listener: &TcpListener) -> Result<SocketAddr> {
+    listener
+        .local_addr()
+        .context("could not read the listener's address")
+}
+
+/// Waits for the next client and returns the connection and its address (lesson 2).
+pub fn accept_one(listener: &TcpListener) -> Result<(TcpStream, SocketAddr)> {
+    listener.accept().context("could not accept a connection")
+}
+
+/// Connects to the server at `addr`, written `host:port` (lesson 3).
+pub fn dial(addr: &str) -> Result<TcpStream> {
+    TcpStream::connect(addr).with_context(|| format!("could not connect to {addr}"))
+}
