@@ -140,6 +140,17 @@ impl Peer {
         let _ = self.stream.shutdown(Shutdown::Write);
     }
 
+    /// Vanishes like a crashed client: waits (at most [`DEADLINE`]) until
+    /// something has arrived from the other side, and closes without reading
+    /// it. Closing with unread data makes the OS reset the connection, so the
+    /// other side's next read fails with `connection reset`.
+    pub fn reset(self) {
+        let _ = self.stream.set_read_timeout(Some(DEADLINE));
+        let _ = self.stream.peek(&mut [0u8; 1]);
+        self.transcript
+            .add("check   vanished: closed with unread data (a reset)".to_string());
+    }
+
     /// Reads until a newline, end of file or the deadline, whichever comes first.
     pub fn read_line(&mut self) -> Received {
         self.read(true)
