@@ -38,7 +38,7 @@ fn run() -> Result<()> {
     match mode.as_str() {
         "server" => serve(&addr),
         "client" => client(&addr),
-        _ => bail!("say `server` or `client`; {USAGE}"),
+        _ => bail!("the first argument must be `server` or `client`; {USAGE}"),
     }
 }
 
@@ -111,8 +111,9 @@ fn what_to_try(error: &anyhow::Error) -> &'static str {
             "Try: run the server again; it closed the connection early"
         }
         Some(InvalidInput) => "Try: an address written HOST:PORT, like 127.0.0.1:5555",
-        _ => {
-            "Try: a seesaw server at that address (`server` in another terminal), and `server` or `client` as the first argument"
+        _ if error.to_string().contains(USAGE) => {
+            "Try: `server` in one terminal, then `client` in another"
         }
+        _ => "Try: a seesaw echo server at that address (`server` in another terminal)",
     }
 }

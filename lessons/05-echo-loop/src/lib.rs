@@ -74,7 +74,7 @@ pub fn serve_connection(connection: TcpStream) -> Result<()> {
     //
     // TODO: loop, and in each turn read_message(&mut reader)? and match on it:
     //   Line(bytes) or Tail(bytes): write the bytes back with one write_all,
-    //       and narrate on stderr, e.g. eprintln!("wrote {} bytes", bytes.len());
+    //       and narrate it: narrate(format!("wrote {} bytes back", bytes.len()));
     //   End: the client is done: return Ok(()). Returning drops the
     //       connection, which closes it.
     //   TooLong: write TOO_LONG_REPLY back, then return Ok(()).
@@ -82,6 +82,12 @@ pub fn serve_connection(connection: TcpStream) -> Result<()> {
     todo!("echo messages until read_message says Message::End")
 }
 // ANCHOR_END: serve_connection
+
+/// Prints one line of narration on stderr, in a single write. (eprintln!
+/// writes a line piece by piece, which slows a busy server down.)
+pub fn narrate(line: String) {
+    let _ = std::io::stderr().write_all(format!("{line}\n").as_bytes());
+}
 
 /// Serves one client with [`serve_connection`] and says how it ended.
 pub fn serve_client(connection: TcpStream, peer: SocketAddr) {

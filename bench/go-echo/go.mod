@@ -1,0 +1,3 @@
+module seesaw/bench/go-echo
+
+go 1.19
