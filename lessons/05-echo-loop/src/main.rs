@@ -82,8 +82,10 @@ fn client(addr: &str) -> Result<()> {
             stdout
                 .write_all(&rest)
                 .context("could not write to stdout")?;
-            if prompt {
-                eprintln!(); // end the prompt's line
+            stdout.flush().context("could not write to stdout")?;
+            let open_line = !rest.is_empty() && !rest.ends_with(b"\n");
+            if prompt || open_line {
+                eprintln!(); // start the narration on a line of its own
             }
             eprintln!("hung up; the server closed the connection");
             return Ok(());
