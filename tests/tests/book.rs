@@ -34,8 +34,13 @@ fn chapters() -> Vec<(PathBuf, String)> {
 fn include_links(text: &str) -> Vec<(String, Option<String>)> {
     let mut links = Vec::new();
     for piece in text.split("{{#").skip(1) {
-        let Some((link, _)) = piece.split_once("}}") else { continue };
-        let Some(target) = link.strip_prefix("include ").or(link.strip_prefix("rustdoc_include ")) else {
+        let Some((link, _)) = piece.split_once("}}") else {
+            continue;
+        };
+        let Some(target) = link
+            .strip_prefix("include ")
+            .or(link.strip_prefix("rustdoc_include "))
+        else {
             continue;
         };
         let (file, anchor) = match target.trim().split_once(':') {
@@ -66,13 +71,23 @@ fn every_include_points_at_a_file_and_anchor_that_exist() {
                 let starts = source.contains(&format!("ANCHOR: {anchor}\n"));
                 let ends = source.contains(&format!("ANCHOR_END: {anchor}\n"));
                 if !starts || !ends {
-                    problems.push(format!("{}: {file} has no anchor {anchor}", chapter.display()));
+                    problems.push(format!(
+                        "{}: {file} has no anchor {anchor}",
+                        chapter.display()
+                    ));
                 }
             }
         }
     }
-    assert!(count > 20, "the book includes code from the lessons ({count} includes)");
-    assert!(problems.is_empty(), "broken includes:\n{}", problems.join("\n"));
+    assert!(
+        count > 20,
+        "the book includes code from the lessons ({count} includes)"
+    );
+    assert!(
+        problems.is_empty(),
+        "broken includes:\n{}",
+        problems.join("\n")
+    );
 }
 
 #[test]
@@ -82,11 +97,18 @@ fn every_picture_exists_and_has_alt_text() {
     for (chapter, text) in chapters() {
         let folder = chapter.parent().expect("a chapter is in a folder");
         for piece in text.split("![").skip(1) {
-            let Some((alt, rest)) = piece.split_once("](") else { continue };
-            let Some((file, _)) = rest.split_once(')') else { continue };
+            let Some((alt, rest)) = piece.split_once("](") else {
+                continue;
+            };
+            let Some((file, _)) = rest.split_once(')') else {
+                continue;
+            };
             count += 1;
             if alt.trim().len() < 20 {
-                problems.push(format!("{}: {file} needs alt text that describes it", chapter.display()));
+                problems.push(format!(
+                    "{}: {file} needs alt text that describes it",
+                    chapter.display()
+                ));
             }
             if !folder.join(file).is_file() {
                 problems.push(format!("{}: no picture {file}", chapter.display()));
@@ -102,18 +124,31 @@ fn every_lesson_chapter_explains_every_check() {
     let mut problems = Vec::new();
     for entry in fs::read_dir(repository().join("lessons")).expect("lessons/ is readable") {
         let lesson = entry.expect("a readable entry").path();
-        let name = lesson.file_name().expect("a folder name").to_string_lossy().into_owned();
+        let name = lesson
+            .file_name()
+            .expect("a folder name")
+            .to_string_lossy()
+            .into_owned();
         let chapter = repository().join(format!("book/src/lessons/{name}.md"));
         let Ok(text) = fs::read_to_string(&chapter) else {
-            problems.push(format!("lesson {name} has no chapter {}", chapter.display()));
+            problems.push(format!(
+                "lesson {name} has no chapter {}",
+                chapter.display()
+            ));
             continue;
         };
-        let checks = fs::read_to_string(lesson.join("tests/checks.rs")).expect("every lesson has checks");
+        let checks =
+            fs::read_to_string(lesson.join("tests/checks.rs")).expect("every lesson has checks");
         for line in checks.lines() {
-            let Some(rest) = line.strip_prefix("fn step_") else { continue };
+            let Some(rest) = line.strip_prefix("fn step_") else {
+                continue;
+            };
             let check = format!("step_{}", rest.split('(').next().unwrap_or_default());
             if !text.contains(&format!("`{check}`")) {
-                problems.push(format!("{}: does not explain the check {check}", chapter.display()));
+                problems.push(format!(
+                    "{}: does not explain the check {check}",
+                    chapter.display()
+                ));
             }
         }
     }

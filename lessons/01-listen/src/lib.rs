@@ -31,7 +31,7 @@ pub fn listen(addr: &str) -> Result<TcpListener> {
 /// a free port: this tells you which one.
 pub fn bound_address(listener: &TcpListener) -> Result<SocketAddr> {
     // TODO: ask the listener for its address with TcpListener::local_addr.
-    let _ = listener; // (delete this line: it only stops a warning until you use `listener`)
+    let _ = listener; // (remove once you use `listener`)
     todo!("return the listener's own address: call listener.local_addr()")
 }
 // ANCHOR_END: bound_address

@@ -33,7 +33,7 @@ pub fn bound_address(listener: &TcpListener) -> Result<SocketAddr> {
 pub fn accept_one(listener: &TcpListener) -> Result<(TcpStream, SocketAddr)> {
     // TODO: wait for a client with TcpListener::accept, which returns both the
     // connection and the client's address. Add context to its error.
-    let _ = listener; // (delete this line: it only stops a warning until you use `listener`)
+    let _ = listener; // (remove once you use `listener`)
     todo!("accept a connection: call listener.accept()")
 }
 // ANCHOR_END: accept_one

@@ -33,7 +33,7 @@ pub fn server_turn(connection: &mut TcpStream) -> Result<Vec<u8>> {
     // and call read_until(b'\n', ...), which keeps reading until the newline.
 
     // TODO: write the message back with one write_all, and return it.
-    let _ = connection; // (delete this line: it only stops a warning until you use `connection`)
+    let _ = connection; // (remove once you use `connection`)
     todo!(
         "read one message with BufReader::read_until(b'\\n', ...), then write it back with write_all"
     )
@@ -51,7 +51,7 @@ pub fn client_turn(connection: &mut TcpStream, message: &[u8]) -> Result<Vec<u8>
 
     // TODO: read the reply with BufReader::read_until(b'\n', ...). It returns
     // Ok(0) when the server closed without replying: return an error then (bail!).
-    let _ = connection; // (delete this line: it only stops a warning until you use `connection`)
+    let _ = connection; // (remove once you use `connection`)
     todo!(
         "send the {} bytes of the message with write_all, then read the reply with BufReader::read_until(b'\\n', ...)",
         message.len()

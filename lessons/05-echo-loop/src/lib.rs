@@ -58,7 +58,7 @@ pub fn read_message(reader: &mut impl BufRead) -> Result<Message> {
     //   bytes that end with b'\n'                   -> Message::Line(bytes)
     //   MAX_MESSAGE bytes and no newline            -> Message::TooLong
     //   fewer bytes and no newline (end of file)    -> Message::Tail(bytes)
-    let _ = reader; // (delete this line: it only stops a warning until you use `reader`)
+    let _ = reader; // (remove once you use `reader`)
     todo!("read at most MAX_MESSAGE bytes with reader.take(..).read_until(b'\\n', ..)")
 }
 // ANCHOR_END: read_message
@@ -78,7 +78,7 @@ pub fn serve_connection(connection: TcpStream) -> Result<()> {
     //   End: the client is done: return Ok(()). Returning drops the
     //       connection, which closes it.
     //   TooLong: write TOO_LONG_REPLY back, then return Ok(()).
-    let _ = connection; // (delete this line: it only stops a warning until you use `connection`)
+    let _ = connection; // (remove once you use `connection`)
     todo!("echo messages until read_message says Message::End")
 }
 // ANCHOR_END: serve_connection

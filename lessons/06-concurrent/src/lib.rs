@@ -31,7 +31,7 @@ pub fn serve_concurrently(listener: TcpListener) -> Result<()> {
     //     Do not wait for (join) the thread: go straight back to accepting;
     //   - on Err(error): eprintln! it, and go on. Do not return it with `?`:
     //     one client that fails must not stop the server.
-    let _ = listener; // (delete this line: it only stops a warning until you use `listener`)
+    let _ = listener; // (remove once you use `listener`)
     todo!("accept clients in a loop and serve each on its own thread (std::thread::spawn)")
 }
 // ANCHOR_END: serve_concurrently
