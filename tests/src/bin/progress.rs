@@ -1,0 +1,422 @@
+//! `cargo progress`: every lesson's state at a glance, and the next step.
+//!
+//!     cargo progress                 all six lessons, and what to do next
+//!     cargo progress --lesson 03     the full report of one lesson's checks
+//!
+//! Options: `--root DIR` (the workbook to look at; default: this one),
+//! `--time-limit SECONDS` (per lesson; default 60).
+//!
+//! It builds each lesson's checks, runs them all in parallel (each lesson's
+//! checks run one after another, as with `cargo test`), and reads libtest's
+//! output. Exit code: 0 when every lesson is done, 1 when some are not, 2 when
+//! it could not run at all.
+
+use std::io::{IsTerminal, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+/// What one run of a lesson's checks came to.
+enum State {
+    Done,
+    InProgress,
+    NotStarted,
+    TimedOut,
+    DoesNotCompile,
+}
+
+struct Lesson {
+    /// The folder name, like `03-dial`.
+    folder: String,
+    state: State,
+    passed: usize,
+    total: usize,
+    /// The first failing check, and the first lines of its message.
+    first_failure: Option<(String, Vec<String>)>,
+    /// Everything the checks (or the compiler) printed.
+    output: String,
+}
+
+struct Options {
+    root: PathBuf,
+    lesson: Option<String>,
+    time_limit: Duration,
+}
+
+fn main() -> ExitCode {
+    let options = match parse_options() {
+        Ok(options) => options,
+        Err(message) => {
+            eprintln!(
+                "error: {message}\nusage: cargo progress [--lesson NN] [--root DIR] [--time-limit SECONDS]"
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let mut folders = match lesson_folders(&options.root) {
+        Ok(folders) => folders,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(wanted) = &options.lesson {
+        folders.retain(|folder| folder.starts_with(wanted.as_str()));
+        if folders.is_empty() {
+            eprintln!("error: no lesson {wanted}; the lessons are 01 to 06");
+            return ExitCode::from(2);
+        }
+    }
+    let lessons = check_all(&options, &folders);
+    let colour = Colour::for_stdout();
+    if options.lesson.is_some() {
+        for lesson in &lessons {
+            println!("{}", lesson.output.trim_end());
+            println!();
+            print_row(lesson, &colour);
+        }
+    } else {
+        print_overview(&lessons, &colour);
+    }
+    let all_done = lessons
+        .iter()
+        .all(|lesson| matches!(lesson.state, State::Done));
+    if all_done {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+fn parse_options() -> Result<Options, String> {
+    let mut options = Options {
+        root: Path::new(env!("CARGO_MANIFEST_DIR")).join(".."),
+        lesson: None,
+        time_limit: Duration::from_secs(60),
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().ok_or(format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--lesson" => options.lesson = Some(format!("{:0>2}", value()?)),
+            "--root" => options.root = PathBuf::from(value()?),
+            "--time-limit" => {
+                let seconds: f64 = value()?
+                    .parse()
+                    .map_err(|_| "--time-limit takes seconds".to_string())?;
+                options.time_limit = Duration::from_secs_f64(seconds);
+            }
+            _ => return Err(format!("unknown argument {arg:?}")),
+        }
+    }
+    Ok(options)
+}
+
+/// The lesson folders, like `01-listen`, in order.
+fn lesson_folders(root: &Path) -> Result<Vec<String>, String> {
+    let lessons = root.join("lessons");
+    let entries = std::fs::read_dir(&lessons)
+        .map_err(|error| format!("cannot read {}: {error}", lessons.display()))?;
+    let mut folders: Vec<String> = entries
+        .filter_map(|entry| entry.ok())
+        .filter(|entry| entry.path().join("Cargo.toml").is_file())
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .collect();
+    folders.sort();
+    Ok(folders)
+}
+
+/// Builds every lesson's checks (one after another: cargo builds in
+/// parallel by itself), then runs them all at once.
+fn check_all(options: &Options, folders: &[String]) -> Vec<Lesson> {
+    let (sender, results) = mpsc::channel();
+    for (index, folder) in folders.iter().enumerate() {
+        match build_checks(&options.root, folder) {
+            Ok(executable) => {
+                let sender = sender.clone();
+                let folder = folder.clone();
+                let root = options.root.clone();
+                let limit = options.time_limit;
+                thread::spawn(move || {
+                    let lesson = run_checks(&root, &folder, &executable, limit);
+                    let _ = sender.send((index, lesson));
+                });
+            }
+            Err(compiler_output) => {
+                let lesson = Lesson {
+                    folder: folder.clone(),
+                    state: State::DoesNotCompile,
+                    passed: 0,
+                    total: 0,
+                    first_failure: None,
+                    output: compiler_output,
+                };
+                let _ = sender.send((index, lesson));
+            }
+        }
+    }
+    drop(sender);
+    let mut lessons: Vec<(usize, Lesson)> = results.iter().collect();
+    lessons.sort_by_key(|(index, _)| *index);
+    lessons.into_iter().map(|(_, lesson)| lesson).collect()
+}
+
+/// Compiles a lesson's checks; returns the test executable, or what the
+/// compiler said.
+fn build_checks(root: &Path, folder: &str) -> Result<PathBuf, String> {
+    let output = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string()))
+        .current_dir(root)
+        .args([
+            "test",
+            "--no-run",
+            "--quiet",
+            "--message-format=json-render-diagnostics",
+        ])
+        .args(["-p", &format!("lesson-{folder}")])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|error| format!("could not run cargo: {error}"))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let executable = stdout
+        .lines()
+        .filter(|line| line.contains("\"name\":\"checks\"") && line.contains("\"kind\":[\"test\"]"))
+        .find_map(|line| json_string_after(line, "\"executable\":\""));
+    match (output.status.success(), executable) {
+        (true, Some(path)) => Ok(PathBuf::from(path)),
+        _ => Err(String::from_utf8_lossy(&output.stderr).into_owned()),
+    }
+}
+
+/// The JSON string that follows `key` on `line` (paths need no unescaping
+/// beyond backslashes).
+fn json_string_after(line: &str, key: &str) -> Option<String> {
+    let start = line.find(key)? + key.len();
+    let rest = &line[start..];
+    let end = rest.find('"')?;
+    Some(rest[..end].replace("\\\\", "\\"))
+}
+
+/// Runs a lesson's test executable, stopping it after `limit`.
+fn run_checks(root: &Path, folder: &str, executable: &Path, limit: Duration) -> Lesson {
+    let child = Command::new(executable)
+        .current_dir(root.join("lessons").join(folder))
+        // As `cargo test` does here (see .cargo/config.toml): checks in order, no backtraces.
+        .env("RUST_TEST_THREADS", "1")
+        .env("RUST_BACKTRACE", "0")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn();
+    let mut child = match child {
+        Ok(child) => child,
+        Err(error) => {
+            return summarise(folder, format!("could not run the checks: {error}"), false);
+        }
+    };
+    let mut stdout = child.stdout.take().expect("stdout is piped");
+    let (sender, finished) = mpsc::channel();
+    thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stdout.read_to_string(&mut text);
+        let _ = sender.send(text);
+    });
+    match finished.recv_timeout(limit) {
+        Ok(text) => {
+            let _ = child.wait();
+            summarise(folder, text, false)
+        }
+        Err(_) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            let text = finished.recv().unwrap_or_default();
+            summarise(folder, text, true)
+        }
+    }
+}
+
+/// Reads libtest's output: which checks passed, and the first failure.
+fn summarise(folder: &str, output: String, timed_out: bool) -> Lesson {
+    let mut passed = 0;
+    let mut failed = Vec::new();
+    let mut total = 0;
+    for line in output.lines() {
+        if let Some(count) = line
+            .strip_prefix("running ")
+            .and_then(|rest| rest.strip_suffix(" tests"))
+        {
+            total += count.parse::<usize>().unwrap_or(0);
+        } else if let Some(rest) = line.strip_prefix("test ") {
+            if rest.ends_with(" ... ok") {
+                passed += 1;
+            } else if let Some(name) = rest.strip_suffix(" ... FAILED") {
+                failed.push(name.to_string());
+            }
+        }
+    }
+    let first_failure = failed
+        .first()
+        .map(|name| (name.clone(), failure_message(&output, name)));
+    // Not started: the very first check still fails on the stub's todo!().
+    let stub_untouched = first_failure.as_ref().is_some_and(|(name, message)| {
+        let first_check = name.starts_with("step_1_") || name.starts_with("step_01_");
+        first_check
+            && message
+                .iter()
+                .any(|line| line.contains("not yet implemented"))
+    });
+    let state = if timed_out {
+        State::TimedOut
+    } else if total > 0 && passed == total {
+        State::Done
+    } else if passed == 0 || stub_untouched {
+        State::NotStarted
+    } else {
+        State::InProgress
+    };
+    Lesson {
+        folder: folder.to_string(),
+        state,
+        passed,
+        total,
+        first_failure,
+        output,
+    }
+}
+
+/// The message of a failed check: its lines from the step's title on.
+fn failure_message(output: &str, name: &str) -> Vec<String> {
+    let header = format!("---- {name} stdout ----");
+    let section = output.split(&header).nth(1).unwrap_or_default();
+    section
+        .lines()
+        .skip_while(|line| !line.starts_with("step "))
+        .take_while(|line| !line.starts_with("---- ") && !line.starts_with("failures:"))
+        .filter(|line| !line.trim().is_empty() && !line.starts_with("  read "))
+        .take(8)
+        .map(str::to_string)
+        .collect()
+}
+
+fn print_overview(lessons: &[Lesson], colour: &Colour) {
+    println!("{}", colour.bold("Seesaw progress"));
+    println!();
+    for lesson in lessons {
+        print_row(lesson, colour);
+    }
+    let done = lessons
+        .iter()
+        .filter(|lesson| matches!(lesson.state, State::Done))
+        .count();
+    let width = 24;
+    let filled = done * width / lessons.len().max(1);
+    println!();
+    println!(
+        "  [{}{}]  {done} of {} lessons done",
+        "#".repeat(filled),
+        ".".repeat(width - filled),
+        lessons.len()
+    );
+    match lessons
+        .iter()
+        .find(|lesson| !matches!(lesson.state, State::Done))
+    {
+        Some(next) => print_next_step(next, colour),
+        None => println!(
+            "\nEvery lesson is done. Well played: try the programs in two terminals, and bench/run."
+        ),
+    }
+}
+
+fn print_row(lesson: &Lesson, colour: &Colour) {
+    let (number, name) = lesson
+        .folder
+        .split_once('-')
+        .unwrap_or((&lesson.folder, ""));
+    let state = match lesson.state {
+        State::Done => colour.green("done"),
+        State::InProgress => colour.yellow("in progress"),
+        State::NotStarted => colour.dim("not started"),
+        State::TimedOut => colour.red("timed out"),
+        State::DoesNotCompile => colour.red("does not compile"),
+    };
+    let count = format!("{}/{}", lesson.passed, lesson.total);
+    println!("  {number}  {name:<12} {count:>6} checks   {state}");
+}
+
+fn print_next_step(lesson: &Lesson, colour: &Colour) {
+    let package = format!("lesson-{}", lesson.folder);
+    println!();
+    println!("{} lesson {}", colour.bold("Next:"), lesson.folder);
+    match (&lesson.state, &lesson.first_failure) {
+        (State::DoesNotCompile, _) => {
+            println!("  the lesson does not compile; the compiler says:");
+            for line in lesson
+                .output
+                .lines()
+                .filter(|line| !line.trim().is_empty())
+                .take(8)
+            {
+                println!("    {line}");
+            }
+        }
+        (State::TimedOut, _) => {
+            println!(
+                "  its checks were still running when the time limit passed: something blocks."
+            );
+        }
+        (_, Some((name, message))) => {
+            println!("  first failing check: {}", colour.bold(name));
+            for line in message {
+                println!("    {line}");
+            }
+        }
+        _ => {}
+    }
+    println!("  run it alone:  cargo test -p {package}");
+    println!(
+        "  read:          book/src/lessons/{}.md (mdbook serve book --open)",
+        lesson.folder
+    );
+}
+
+/// ANSI colours, only when stdout is a terminal and NO_COLOR is not set.
+struct Colour {
+    on: bool,
+}
+
+impl Colour {
+    fn for_stdout() -> Colour {
+        let on = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        Colour { on }
+    }
+
+    fn paint(&self, code: &str, text: &str) -> String {
+        if self.on {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+
+    fn bold(&self, text: &str) -> String {
+        self.paint("1", text)
+    }
+
+    fn green(&self, text: &str) -> String {
+        self.paint("32", text)
+    }
+
+    fn yellow(&self, text: &str) -> String {
+        self.paint("33", text)
+    }
+
+    fn red(&self, text: &str) -> String {
+        self.paint("31", text)
+    }
+
+    fn dim(&self, text: &str) -> String {
+        self.paint("2", text)
+    }
+}
