@@ -320,3 +320,14 @@ pub fn spawn_echo_server(step: &Step) -> SocketAddr {
     });
     addr
 }
+
+/// An address that is in use: the check listens on it for as long as the
+/// returned listener lives.
+pub fn address_in_use() -> (TcpListener, String) {
+    let listener =
+        TcpListener::bind("127.0.0.1:0").expect("the check could not listen on 127.0.0.1");
+    let addr = listener
+        .local_addr()
+        .expect("a bound listener has an address");
+    (listener, addr.to_string())
+}

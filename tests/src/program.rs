@@ -154,6 +154,16 @@ pub fn run(program: &Path, args: &[&str], stdin: &[u8]) -> Finished {
     }
 }
 
+/// Runs `program` with `args` and then an address that is in use, and fails
+/// unless the program explains that in one `error:` line, with exit code 1.
+#[track_caller]
+pub fn expect_address_in_use_explained(step: &Step, program: &Path, args: &[&str]) {
+    let (_taken, addr) = crate::peer::address_in_use();
+    let mut all_args = args.to_vec();
+    all_args.push(&addr);
+    run(program, &all_args, b"").expect_one_line_error(step, &[&addr, "in use"]);
+}
+
 fn command_line(program: &Path, args: &[&str]) -> String {
     let name = program.file_name().unwrap_or_default().to_string_lossy();
     std::iter::once(name.as_ref())

@@ -4,7 +4,7 @@
 use std::net::{SocketAddr, TcpListener, TcpStream};
 
 use lesson_01_listen::{bound_address, listen};
-use seesaw_checks::program::{Server, run};
+use seesaw_checks::program::{Server, expect_address_in_use_explained, run};
 use seesaw_checks::report::{Step, io_error_kind};
 use seesaw_checks::{DEADLINE, bounded, peer, program};
 
@@ -117,11 +117,7 @@ fn step_4_an_address_in_use_is_an_error_that_names_it() {
         "step 4: listening on an address already in use is an error naming it",
         CHAPTER,
     );
-    let taken = TcpListener::bind("127.0.0.1:0").expect("the check could not listen");
-    let addr = taken
-        .local_addr()
-        .expect("a bound listener has an address")
-        .to_string();
+    let (_taken, addr) = peer::address_in_use();
     let outcome = call_listen(&step, &addr);
     let Err(error) = outcome else {
         step.report()
@@ -198,12 +194,7 @@ fn step_7_the_program_explains_an_address_in_use() {
         "step 7: the program explains an address in use in one line, exit code 1",
         CHAPTER,
     );
-    let taken = TcpListener::bind("127.0.0.1:0").expect("the check could not listen");
-    let addr = taken
-        .local_addr()
-        .expect("a bound listener has an address")
-        .to_string();
-    run(program!(), &[&addr], b"").expect_one_line_error(&step, &[&addr, "in use"]);
+    expect_address_in_use_explained(&step, program!(), &[]);
 }
 
 #[test]
