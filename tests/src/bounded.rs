@@ -61,19 +61,13 @@ impl<T> Running<T> {
     /// the check; `hang_hint` says why the code may be stuck.
     #[track_caller]
     pub fn finish(self, step: &Step, hang_hint: &str) -> T {
-        self.finish_within(DEADLINE, step, hang_hint)
-    }
-
-    /// Like [`Running::finish`], with a deadline of your choosing.
-    #[track_caller]
-    pub fn finish_within(self, deadline: Duration, step: &Step, hang_hint: &str) -> T {
-        match self.finished.recv_timeout(deadline) {
+        match self.finished.recv_timeout(DEADLINE) {
             Ok(Ok(value)) => value,
             Ok(Err(_)) => fail_with_panic(step),
             Err(_) => step
                 .report()
                 .expected(&format!("{} to return", self.call))
-                .got(&format!("still running after {} s", deadline.as_secs_f32()))
+                .got(&format!("still running after {} s", DEADLINE.as_secs()))
                 .hint(hang_hint)
                 .fail(),
         }
@@ -96,11 +90,6 @@ impl<T> Running<T> {
                 .hint(hint)
                 .fail(),
         }
-    }
-
-    /// How the code was called.
-    pub fn call(&self) -> &str {
-        &self.call
     }
 }
 
@@ -132,7 +121,7 @@ fn fail_with_panic(step: &Step) -> ! {
 }
 
 /// The text a panic was raised with.
-pub fn panic_message(panic: &Box<dyn Any + Send>) -> String {
+fn panic_message(panic: &Box<dyn Any + Send>) -> String {
     if let Some(text) = panic.downcast_ref::<&str>() {
         text.to_string()
     } else if let Some(text) = panic.downcast_ref::<String>() {
