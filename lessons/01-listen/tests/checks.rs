@@ -146,6 +146,8 @@ fn step_5_a_malformed_address_is_an_error() {
         "step 5: a malformed address is an error, not a panic",
         CHAPTER,
     );
+    // No port; a port above 65535, the highest there is (never a real one);
+    // no address at all.
     for bad in ["127.0.0.1", "127.0.0.1:99999", "not an address"] {
         let outcome = call_listen(&step, bad);
         match outcome {

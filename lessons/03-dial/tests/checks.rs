@@ -99,6 +99,7 @@ fn step_4_a_malformed_address_is_an_error() {
         "step 4: a malformed address is an error, not a panic",
         CHAPTER,
     );
+    // No port; a port above 65535, the highest there is (never a real one).
     for bad in ["127.0.0.1", "127.0.0.1:99999"] {
         match call_dial(&step, bad) {
             Ok(connection) => step
