@@ -8,7 +8,8 @@ use std::thread;
 use std::time::Duration;
 
 use crate::DEADLINE;
-use crate::report::Step;
+use crate::report::{Panic, Step};
+use crate::run_state;
 
 /// The student's code, running on a thread of its own.
 pub struct Running<T> {
@@ -40,11 +41,16 @@ pub fn start_with<V: Send + 'static, T: Send + 'static>(
     let call_text = call.to_string();
     step.code_started();
     thread::spawn(move || {
+        run_state::mark_student_thread();
         let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| code(&mut value)));
-        let panic = outcome
-            .as_ref()
-            .err()
-            .map(|panic| (call_text, panic_message(panic)));
+        let panic = outcome.as_ref().err().map(|panic| {
+            let last = run_state::last_student_panic();
+            Panic {
+                call: call_text,
+                message: format!("{} (at {})", panic_text(&**panic), last.location),
+                backtrace: last.backtrace,
+            }
+        });
         step.code_finished(panic);
         // The check may have stopped waiting already; then nobody listens, and that is fine.
         let _ = sender.send(outcome);
@@ -64,12 +70,17 @@ impl<T> Running<T> {
         match self.finished.recv_timeout(DEADLINE) {
             Ok(Ok(value)) => value,
             Ok(Err(_)) => fail_with_panic(step),
-            Err(_) => step
-                .report()
-                .expected(&format!("{} to return", self.call))
-                .got(&format!("still running after {} s", DEADLINE.as_secs()))
-                .hint(hang_hint)
-                .fail(),
+            Err(_) => {
+                step.note_waited_out();
+                step.report()
+                    .expected(&format!("{} to return", self.call))
+                    .got(&format!(
+                        "still running after {} s: it hangs",
+                        DEADLINE.as_secs_f32()
+                    ))
+                    .observed(hang_hint)
+                    .fail()
+            }
         }
     }
 
@@ -121,7 +132,7 @@ fn fail_with_panic(step: &Step) -> ! {
 }
 
 /// The text a panic was raised with.
-fn panic_message(panic: &Box<dyn Any + Send>) -> String {
+pub(crate) fn panic_text(panic: &(dyn Any + Send)) -> String {
     if let Some(text) = panic.downcast_ref::<&str>() {
         text.to_string()
     } else if let Some(text) = panic.downcast_ref::<String>() {

@@ -9,19 +9,25 @@
 //! - [`bounded`]: runs your function with a deadline, so a hang fails in seconds.
 //! - [`peer`]: the check's own client and server, which play the other side.
 //! - [`program`]: runs a lesson's program and reads what it prints.
+//! - [`run_state`]: prints each failure as it happens, skips the steps after
+//!   one that hung, and never buries a report under a backtrace.
 
 pub mod bounded;
 pub mod bytes;
 pub mod peer;
 pub mod program;
 pub mod report;
+pub mod run_state;
 
 use std::time::Duration;
 
 /// How long a check waits for one network event (a connection, a reply, an exit)
 /// before it gives up. Loopback answers in microseconds, so this only matters
 /// when something is stuck.
-pub const DEADLINE: Duration = Duration::from_secs(2);
+///
+/// It is short so that a wrong answer is explained within 2 s, and long enough
+/// for a loaded machine: every event a check waits for takes microseconds.
+pub const DEADLINE: Duration = Duration::from_millis(1500);
 
-/// How long a check waits for a lesson's program to start up.
-pub const START_DEADLINE: Duration = Duration::from_secs(5);
+/// How long a check waits for a lesson's program to start up, or to finish.
+pub const START_DEADLINE: Duration = DEADLINE;

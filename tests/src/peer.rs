@@ -44,7 +44,10 @@ impl Received {
         match self.end {
             End::Newline => bytes,
             End::Closed => format!("{bytes} and then end of file (you closed the connection)"),
-            End::TimedOut => format!("{bytes} and then nothing more for {} s", DEADLINE.as_secs()),
+            End::TimedOut => format!(
+                "{bytes} and then nothing more for {} s",
+                DEADLINE.as_secs_f32()
+            ),
             End::Failed(kind) => format!("{bytes} and then an error: {kind}"),
         }
     }
@@ -53,6 +56,7 @@ impl Received {
 /// One connection the check holds, with the other end in the student's code.
 pub struct Peer {
     stream: TcpStream,
+    step: Step,
     transcript: Transcript,
     /// Bytes read past a newline, kept for the next read.
     pending: Vec<u8>,
@@ -80,6 +84,7 @@ impl Peer {
     fn new(step: &Step, stream: TcpStream) -> Peer {
         Peer {
             stream,
+            step: step.clone(),
             transcript: step.transcript().clone(),
             pending: Vec::new(),
         }
@@ -153,16 +158,22 @@ impl Peer {
 
     /// Reads until a newline, end of file or the deadline, whichever comes first.
     pub fn read_line(&mut self) -> Received {
-        self.read(true)
+        self.read(true, DEADLINE)
     }
 
     /// Reads until end of file or the deadline.
     pub fn read_to_end(&mut self) -> Received {
-        self.read(false)
+        self.read(false, DEADLINE)
     }
 
-    fn read(&mut self, stop_at_newline: bool) -> Received {
-        let deadline = Instant::now() + DEADLINE;
+    /// Reads whatever arrives within `wait`, for a check that expects nothing
+    /// more (or only an end of file): running out of time here is no hang.
+    pub fn read_for(&mut self, wait: Duration) -> Received {
+        self.read(false, wait)
+    }
+
+    fn read(&mut self, stop_at_newline: bool, wait: Duration) -> Received {
+        let deadline = Instant::now() + wait;
         let mut bytes = std::mem::take(&mut self.pending);
         let end = loop {
             let newline = bytes.iter().position(|&byte| byte == b'\n');
@@ -183,11 +194,14 @@ impl Peer {
                 Err(error) => break End::Failed(error.kind()),
             }
         };
-        self.record(&bytes, end);
+        if end == End::TimedOut && wait == DEADLINE {
+            self.step.note_waited_out();
+        }
+        self.record(&bytes, end, wait);
         Received { bytes, end }
     }
 
-    fn record(&self, bytes: &[u8], end: End) {
+    fn record(&self, bytes: &[u8], end: End, wait: Duration) {
         if !bytes.is_empty() {
             self.transcript
                 .add(format!("you → check   {}", show(bytes)));
@@ -199,7 +213,7 @@ impl Peer {
                 .add("you     closed the connection (end of file)".to_string()),
             End::TimedOut => self.transcript.add(format!(
                 "check   waited {} s, nothing more came",
-                DEADLINE.as_secs()
+                wait.as_secs_f32()
             )),
             End::Failed(kind) => self.transcript.add(format!("check   read failed: {kind}")),
         }
@@ -246,16 +260,18 @@ impl CheckServer {
                     .add(format!("check   accepted a connection from you at {from}"));
                 Peer::new(step, stream)
             }
-            None => step
-                .report()
-                .did(&format!(
-                    "the check listened on {} and waited for your client",
-                    self.addr()
-                ))
-                .expected("a connection")
-                .got(&format!("no connection within {} s", DEADLINE.as_secs()))
-                .hint("did your client dial the address it was given? (TcpStream::connect)")
-                .fail(),
+            None => {
+                step.note_waited_out();
+                step.report()
+                    .did(&format!(
+                        "the check listened on {} and waited for your client",
+                        self.addr()
+                    ))
+                    .expected("a connection")
+                    .got(&format!("no connection within {} s", DEADLINE.as_secs_f32()))
+                    .hint("did your client dial the address it was given? (TcpStream::connect)")
+                    .fail()
+            }
         }
     }
 

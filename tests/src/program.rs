@@ -34,12 +34,17 @@ pub struct Finished {
     pub code: Option<i32>,
     pub stdout: Vec<u8>,
     pub stderr: String,
+    /// What the check fed it on stdin.
+    pub stdin: Vec<u8>,
 }
 
 impl Finished {
     /// Fails the check unless the exit code is `expected`.
     #[track_caller]
     pub fn expect_code(&self, step: &Step, expected: i32) -> &Finished {
+        if self.code.is_none() {
+            step.note_waited_out();
+        }
         if self.code != Some(expected) {
             self.report(step)
                 .expected(&format!("exit code {expected}"))
@@ -77,7 +82,10 @@ impl Finished {
                     crate::bytes::show(expected)
                 ))
                 .got(&format!("stdout {}", crate::bytes::show(&self.stdout)))
-                .hint("stdout carries only the data; narration goes to stderr (eprintln!).")
+                .observed(&format!(
+                    "{}. stdout carries only the data; narration goes to stderr (eprintln!).",
+                    crate::bytes::difference(expected, &self.stdout).unwrap_or_default()
+                ))
                 .fail();
         }
         self
@@ -97,7 +105,7 @@ impl Finished {
         if self.stderr.contains("panicked") || error_lines.len() != 1 {
             self.report(step)
                 .expected("exactly one line on stderr that starts with `error:`, says what failed and what to try")
-                .got("something else (its stderr is above)")
+                .got(&format!("{} such lines (its stderr is above)", error_lines.len()))
                 .hint("return the error from main's run() with ?; main prints it in one line. Never unwrap().")
                 .fail();
         }
@@ -105,24 +113,32 @@ impl Finished {
             if !error_lines[0].contains(word) {
                 self.report(step)
                     .expected(&format!("the error line to contain {word:?}"))
-                    .got(&format!("{:?}", error_lines[0]))
+                    .got(&format!("{:?}, which does not", error_lines[0]))
+                    .hint("the error line comes from the error your lib.rs returned: give it a \
+                           .context(...)/.with_context(...) that says what failed, and where.")
                     .fail();
             }
         }
         self
     }
 
-    /// A failure message that shows how the program was run and what it printed.
+    /// A failure message that shows how the program was run, what it was fed
+    /// and what it printed, with the hint that fits what it did.
     pub fn report(&self, step: &Step) -> crate::report::Report {
         let report = step
             .report()
             .did(&format!("ran `{}`", self.command))
+            .did(&format!("fed it on stdin: {}", crate::bytes::show(&self.stdin)))
             .did(&format!("its stdout: {}", crate::bytes::show(&self.stdout)))
             .did(&format!("its stderr:\n{}", self.stderr));
-        if self.stderr.contains("not yet implemented") {
-            report.hint(TODO_HINT)
-        } else {
-            report
+        match observed_in_program(&self.stderr) {
+            Some(hint) => report.observed(hint),
+            None if self.code.is_none() => report.observed(
+                "the program did not end: it waits for something. A client ends when its \
+                 input ends and the server has closed; does yours wait for a reply that \
+                 never comes, or read to end of file too early?",
+            ),
+            None => report,
         }
     }
 
@@ -131,7 +147,7 @@ impl Finished {
             Some(code) => format!("exit code {code}"),
             None => format!(
                 "still running after {} s, so the check stopped it",
-                DEADLINE.as_secs()
+                DEADLINE.as_secs_f32()
             ),
         }
     }
@@ -142,6 +158,7 @@ impl Finished {
 pub fn run(program: &Path, args: &[&str], stdin: &[u8]) -> Finished {
     let output = assert_cmd::Command::new(program)
         .args(args)
+        .env("RUST_BACKTRACE", child_backtrace())
         .write_stdin(stdin)
         .timeout(START_DEADLINE)
         .output()
@@ -151,6 +168,30 @@ pub fn run(program: &Path, args: &[&str], stdin: &[u8]) -> Finished {
         code: output.status.code(),
         stdout: output.stdout,
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        stdin: stdin.to_vec(),
+    }
+}
+
+/// A program's panic shows a backtrace only when the student asked for one
+/// with SEESAW_BACKTRACE=1; RUST_BACKTRACE in the shell would bury the report.
+fn child_backtrace() -> &'static str {
+    match std::env::var_os("SEESAW_BACKTRACE") {
+        Some(value) if value != "0" => "1",
+        _ => "0",
+    }
+}
+
+/// The hint for what a program's stderr shows: a `todo!()` left in place, or a panic.
+fn observed_in_program(stderr: &str) -> Option<&'static str> {
+    if stderr.contains("not yet implemented") {
+        Some(TODO_HINT)
+    } else if stderr.contains("panicked") {
+        Some(
+            "the program panicked (its stderr is above). An expected failure should be \
+             an Err that main prints in one line: use ? and .context(...), not unwrap().",
+        )
+    } else {
+        None
     }
 }
 
@@ -185,6 +226,7 @@ impl Server {
     pub fn start(program: &Path, args: &[&str]) -> Server {
         let mut child = Command::new(program)
             .args(args)
+            .env("RUST_BACKTRACE", child_backtrace())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -216,7 +258,7 @@ impl Server {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.stderr_lines.recv_timeout(left) {
                 Ok(line) => {
-                    self.seen.push(line.clone());
+                    self.remember(line.clone());
                     if line.contains(text) {
                         return line;
                     }
@@ -224,7 +266,13 @@ impl Server {
                 Err(_) => {
                     let status = match self.child.try_wait() {
                         Ok(Some(status)) => format!("the program ended ({status})"),
-                        _ => format!("nothing like it within {} s", START_DEADLINE.as_secs()),
+                        _ => {
+                            step.note_waited_out();
+                            format!(
+                                "nothing like it within {} s",
+                                START_DEADLINE.as_secs_f32()
+                            )
+                        }
                     };
                     self.report(step)
                         .expected(&format!("a line on stderr containing {text:?}"))
@@ -251,6 +299,15 @@ impl Server {
         }
     }
 
+    /// Keeps the last lines the server printed, never all of them: a server
+    /// that floods stderr must not flood the check's memory too.
+    fn remember(&mut self, line: String) {
+        if self.seen.len() >= 200 {
+            self.seen.drain(..100);
+        }
+        self.seen.push(line);
+    }
+
     /// True if the program has ended.
     pub fn has_exited(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(Some(_)))
@@ -259,11 +316,17 @@ impl Server {
     /// A failure message that shows how the server was run and what it printed so far.
     pub fn report(&mut self, step: &Step) -> crate::report::Report {
         while let Ok(line) = self.stderr_lines.try_recv() {
-            self.seen.push(line);
+            self.remember(line);
         }
-        step.report()
+        let seen = self.seen.join("\n");
+        let report = step
+            .report()
             .did(&format!("ran `{}` in the background", self.command))
-            .did(&format!("its stderr so far:\n{}", self.seen.join("\n")))
+            .did(&format!("its stderr so far:\n{seen}"));
+        match observed_in_program(&seen) {
+            Some(hint) => report.observed(hint),
+            None => report,
+        }
     }
 }
 

@@ -1,23 +1,42 @@
 //! The message a failing check prints.
 //!
 //! Every failure says which step failed, what the check did (with a transcript of
-//! the bytes sent and received), what it expected, what it got, and a hint: which
-//! std call to look at and which chapter of the book to read.
+//! the bytes sent and received), what it expected, what it got, and a hint that
+//! fits what happened: an error of some kind, a panic, a hang, an early close, a
+//! reset, wrong bytes. The check's own hint is the fallback. Every report ends
+//! with the chapter of the book to read, and stays short whatever your code does.
 
 use std::fmt::Write as _;
 use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
+use crate::bytes::{difference, show};
+use crate::peer::{End, Received};
+use crate::{DEADLINE, run_state};
+
 /// One check of a lesson: its title and the chapter of the book that explains it.
 /// It keeps the transcript of everything the check sent and received.
-#[derive(Clone)]
 pub struct Step {
     title: String,
     chapter: String,
     transcript: Transcript,
     /// The student's code that runs on threads for this step, and its panics.
     student_code: Arc<(Mutex<StudentCode>, Condvar)>,
+    /// Set when one of this step's deadlines ran out: the student's code hangs.
+    waited_out: Arc<AtomicBool>,
+    /// Only the step the check itself made (not its clones) marks the end of the step.
+    owner: bool,
+}
+
+/// A panic of the student's code: the call, the message, and where it happened.
+#[derive(Clone)]
+pub struct Panic {
+    pub call: String,
+    pub message: String,
+    /// The backtrace, kept only when SEESAW_BACKTRACE=1 is set.
+    pub backtrace: Option<String>,
 }
 
 /// What the student's code is doing during one step.
@@ -25,25 +44,83 @@ pub struct Step {
 struct StudentCode {
     /// How many of its threads are still running.
     running: usize,
-    /// Its panics: `(call, message)`.
-    panics: Vec<(String, String)>,
+    panics: Vec<Panic>,
 }
 
 /// How long a failing check waits for the student's code to finish before it
 /// reports, so that a panic that closed the connection is shown as the cause.
 const SETTLE: Duration = Duration::from_millis(200);
 
+/// The most lines one report shows, and the most bytes.
+const MAX_LINES: usize = 58;
+const MAX_BYTES: usize = 7 * 1024;
+
+impl Clone for Step {
+    fn clone(&self) -> Step {
+        Step {
+            title: self.title.clone(),
+            chapter: self.chapter.clone(),
+            transcript: self.transcript.clone(),
+            student_code: self.student_code.clone(),
+            waited_out: self.waited_out.clone(),
+            owner: false,
+        }
+    }
+}
+
+impl Drop for Step {
+    fn drop(&mut self) {
+        if self.owner {
+            run_state::step_ended();
+        }
+    }
+}
+
 impl Step {
     /// `title` says what the student's code should do, for instance
     /// `"step 1: listen on the address you are given"`.
     /// `chapter` names the book chapter, for instance `"01-listen"`.
+    ///
+    /// If an earlier step of this run hung, this step is skipped at once: it
+    /// would only wait out its own deadline too.
+    #[track_caller]
     pub fn new(title: &str, chapter: &str) -> Step {
-        Step {
+        run_state::install_panic_hook();
+        let step = Step {
             title: title.to_string(),
             chapter: chapter.to_string(),
             transcript: Transcript::default(),
             student_code: Arc::default(),
+            waited_out: Arc::default(),
+            owner: true,
+        };
+        if let Some(hung) = run_state::hung_step() {
+            step.skip_because_of(&hung);
         }
+        run_state::step_started(title, chapter);
+        step
+    }
+
+    fn skip_because_of(&self, hung: &str) -> ! {
+        let number = hung.split(':').next().unwrap_or(hung);
+        let text = format!(
+            "\n\n{}\n  skipped   {number} hung (its report is above), so this check did not run: \
+             it would only wait out its own deadline too.\n  hint      fix {number} first; \
+             then this check runs again.\n",
+            self.title
+        );
+        std::panic::panic_any(ReportText(text))
+    }
+
+    /// The step's title, like `step 3: ...`.
+    pub fn title(&self) -> &str {
+        &self.title
+    }
+
+    /// Notes that one of this step's deadlines ran out while the check waited
+    /// for the student's code. If the step then fails, later steps are skipped.
+    pub fn note_waited_out(&self) {
+        self.waited_out.store(true, Ordering::SeqCst);
     }
 
     /// Notes that the student's code has started on a thread of its own.
@@ -51,10 +128,9 @@ impl Step {
         self.student_code.0.lock().unwrap().running += 1;
     }
 
-    /// Notes that the student's code has finished: `panic` holds the call and
-    /// the message if it panicked. Any failure of this step then shows the
-    /// panic first: it is the real cause.
-    pub fn code_finished(&self, panic: Option<(String, String)>) {
+    /// Notes that the student's code has finished, and its panic if it panicked.
+    /// Any failure of this step then shows the panic first: it is the real cause.
+    pub fn code_finished(&self, panic: Option<Panic>) {
         let (state, changed) = &*self.student_code;
         let mut state = state.lock().unwrap();
         state.running -= 1;
@@ -64,7 +140,7 @@ impl Step {
 
     /// The panics of the student's code, once its threads have finished or
     /// [`SETTLE`] has passed.
-    fn settled_panics(&self) -> Vec<(String, String)> {
+    fn settled_panics(&self) -> Vec<Panic> {
         let (state, changed) = &*self.student_code;
         let state = state.lock().unwrap();
         let (state, _) = changed
@@ -84,6 +160,7 @@ impl Step {
             step: self.clone(),
             lines: Vec::new(),
             hint: None,
+            observed: None,
         }
     }
 
@@ -96,8 +173,7 @@ impl Step {
             Err(error) => self
                 .report()
                 .expected(&format!("{call} to succeed"))
-                .got(&format!("an error: {error:#}"))
-                .hint_for_error(&error)
+                .got_error(&error)
                 .fail(),
         }
     }
@@ -120,11 +196,17 @@ impl Transcript {
     }
 }
 
+/// The text of a failure: the payload of the panic that fails a check.
+pub struct ReportText(pub String);
+
 /// A failure message being written. Each method adds one part.
 pub struct Report {
     step: Step,
     lines: Vec<(&'static str, String)>,
+    /// The check's own hint: the fallback.
     hint: Option<String>,
+    /// The hint that fits what was observed; it wins over the check's own.
+    observed: Option<String>,
 }
 
 impl Report {
@@ -146,58 +228,207 @@ impl Report {
         self
     }
 
-    /// What to try. A later hint replaces an earlier one.
+    /// The check's own hint, used when what happened has no hint of its own.
+    /// A later hint replaces an earlier one.
     pub fn hint(mut self, text: &str) -> Report {
         self.hint = Some(text.to_string());
         self
     }
 
-    /// The hint that fits an error, found by its `io::ErrorKind`. Keeps the
-    /// current hint when the kind has none of its own.
-    pub fn hint_for_error(self, error: &anyhow::Error) -> Report {
+    /// The hint that fits what was observed, for instance a hang. It wins over
+    /// the check's own hint.
+    pub fn observed(mut self, text: &str) -> Report {
+        self.observed = Some(text.to_string());
+        self
+    }
+
+    /// Got an error from the student's code: shows it, with the hint for its
+    /// kind of `io::Error`.
+    pub fn got_error(self, error: &anyhow::Error) -> Report {
+        let report = self.got(&format!("an error: {error:#}"));
         match io_error_kind(error).and_then(hint_for_kind) {
-            Some(text) => self.hint(text),
-            None => self,
+            Some(text) => report.observed(text),
+            None => report,
+        }
+    }
+
+    /// Got `received` where `expected` (ending with a newline) should have come:
+    /// shows it, and the hint that fits how the read ended and how the bytes differ.
+    pub fn got_received(self, expected: &[u8], received: &Received) -> Report {
+        let report = self.got(&received.describe());
+        match hint_for_received(expected, received) {
+            Some(text) => report.observed(&text),
+            None => report,
         }
     }
 
     /// Ends the check with this message.
     #[track_caller]
     pub fn fail(self) -> ! {
-        panic!("{}", self.render())
+        if self.step.waited_out.load(Ordering::SeqCst) {
+            run_state::step_hung(&self.step.title);
+        }
+        std::panic::panic_any(ReportText(self.render()))
     }
 
-    fn render(&self) -> String {
-        let mut text = format!("\n\n{}\n", self.step.title);
+    /// The message, as it will be printed.
+    pub fn render(&self) -> String {
         let panics = self.step.settled_panics();
         let mut lines = self.lines.clone();
-        let mut hint = self.hint.clone();
-        for (call, message) in panics {
-            lines.push(("panicked", format!("{call} panicked: {message}")));
-            hint = Some(panic_hint(&message).to_string());
+        let mut hint = self.observed.clone().or_else(|| self.hint.clone());
+        let mut backtraces = Vec::new();
+        for panic in panics {
+            lines.push((
+                "panicked",
+                format!("{} panicked: {}", panic.call, panic.message),
+            ));
+            hint = Some(panic_hint(&panic.message).to_string());
+            backtraces.extend(panic.backtrace);
         }
+        let hint = hint.unwrap_or_else(|| FALLBACK_HINT.to_string());
+        let mut text = format!("\n\n{}\n", self.step.title);
         for (label, line) in &lines {
-            // Continuation lines line up under the first one.
-            let line = line.trim_end().replace('\n', "\n            ");
-            let _ = writeln!(text, "  {label:<9} {line}");
+            let _ = writeln!(text, "  {label:<9} {}", indent(&bounded_field(line)));
         }
-        let transcript = self.step.transcript.lines();
+        let transcript = fold_repeats(&self.step.transcript.lines());
         if !transcript.is_empty() {
             let _ = writeln!(text, "  transcript (check = this check, you = your code):");
-            for line in transcript {
-                let _ = writeln!(text, "      {line}");
+            for line in bounded_lines(&transcript, 16) {
+                let _ = writeln!(text, "      {}", bounded_field(&line));
             }
         }
-        if let Some(hint) = &hint {
-            let _ = writeln!(text, "  hint      {hint}");
-        }
+        let _ = writeln!(text, "  hint      {}", indent(&hint));
         let _ = writeln!(
             text,
-            "  read      book/src/lessons/{}.md (mdbook serve book --open)\n",
+            "  more help cargo hint {}   (the idea, then the std calls, then the shape of the code)",
+            &self.step.chapter[..2]
+        );
+        let _ = writeln!(
+            text,
+            "  read      book/src/lessons/{}.md (mdbook serve book --open)",
             self.step.chapter
         );
+        let mut text = cap(text);
+        if backtraces.is_empty() && !lines.iter().any(|(label, _)| *label == "panicked") {
+            text.push('\n');
+        } else if backtraces.is_empty() {
+            text.push_str("  (to see where your code panicked: SEESAW_BACKTRACE=1 cargo test ...)\n\n");
+        }
+        for backtrace in backtraces {
+            let _ = writeln!(text, "where your code panicked:\n{backtrace}");
+        }
         text
     }
+}
+
+/// The hint when nothing more specific fits.
+const FALLBACK_HINT: &str = "read the step's title again: it says what your code must do. \
+     The chapter below explains it, and what this check does.";
+
+/// Continuation lines line up under the first one.
+fn indent(text: &str) -> String {
+    text.trim_end().replace('\n', "\n            ")
+}
+
+/// One field of a report: at most 12 lines (the last ones, where the cause
+/// usually is) and 600 characters a line.
+fn bounded_field(text: &str) -> String {
+    let lines: Vec<String> = text
+        .lines()
+        .map(|line| {
+            if line.chars().count() > 600 {
+                let head: String = line.chars().take(600).collect();
+                format!("{head}... (line cut)")
+            } else {
+                line.to_string()
+            }
+        })
+        .collect();
+    let kept = if lines.len() > 12 {
+        let mut kept = vec![format!("({} earlier lines not shown)", lines.len() - 12)];
+        kept.extend_from_slice(&lines[lines.len() - 12..]);
+        kept
+    } else {
+        lines
+    };
+    kept.join("\n")
+}
+
+/// At most `most` lines: the first few and the last ones.
+fn bounded_lines(lines: &[String], most: usize) -> Vec<String> {
+    if lines.len() <= most {
+        return lines.to_vec();
+    }
+    let head = most / 3;
+    let tail = most - head - 1;
+    let mut kept = lines[..head].to_vec();
+    kept.push(format!("... ({} lines not shown) ...", lines.len() - head - tail));
+    kept.extend_from_slice(&lines[lines.len() - tail..]);
+    kept
+}
+
+/// Repeated lines in a row become one: `check   connected to you (x100)`.
+fn fold_repeats(lines: &[String]) -> Vec<String> {
+    let mut folded: Vec<(String, usize)> = Vec::new();
+    for line in lines {
+        match folded.last_mut() {
+            Some((last, count)) if last == line => *count += 1,
+            _ => folded.push((line.clone(), 1)),
+        }
+    }
+    folded
+        .into_iter()
+        .map(|(line, count)| match count {
+            1 => line,
+            _ => format!("{line} (x{count})"),
+        })
+        .collect()
+}
+
+/// The last guard: whatever went into it, a report stays under 60 lines and 8 KB.
+fn cap(text: String) -> String {
+    let mut kept = String::new();
+    for (index, line) in text.lines().enumerate() {
+        if index >= MAX_LINES || kept.len() + line.len() > MAX_BYTES {
+            kept.push_str("  (the rest of this report is cut: it was too long)\n");
+            break;
+        }
+        kept.push_str(line);
+        kept.push('\n');
+    }
+    kept
+}
+
+/// The hint that fits what the check read where `expected` should have come.
+pub fn hint_for_received(expected: &[u8], received: &Received) -> Option<String> {
+    let hint = match received.end {
+        End::Failed(kind) => hint_for_kind(kind)?.to_string(),
+        End::TimedOut if received.bytes.is_empty() => format!(
+            "nothing came back within {} s: your code is waiting for something (a read \
+             that does not end?) or never wrote. When both sides wait to read, the seesaw is stuck.",
+            DEADLINE.as_secs_f32()
+        ),
+        End::TimedOut => format!(
+            "{} came, but no newline after it, and then nothing for {} s. {}",
+            show(&received.bytes),
+            DEADLINE.as_secs_f32(),
+            difference(expected, &received.bytes).unwrap_or_default()
+        ),
+        End::Closed if !expected.starts_with(&received.bytes) || received.bytes.is_empty() => {
+            format!(
+                "your code closed the connection {}: did it return, or panic, too early?",
+                match received.bytes.is_empty() {
+                    true => "without sending anything".to_string(),
+                    false => format!("after sending {}", show(&received.bytes)),
+                }
+            )
+        }
+        _ => {
+            let text = difference(expected, &received.bytes)?;
+            format!("{text}.")
+        }
+    };
+    Some(hint)
 }
 
 /// The `io::ErrorKind` behind an error, if there is an `io::Error` anywhere in its chain.
@@ -228,13 +459,24 @@ pub fn hint_for_kind(kind: io::ErrorKind) -> Option<&'static str> {
             "invalid input: this is usually a malformed address. \
              Write it as IP:PORT, for instance 127.0.0.1:5555."
         }
+        InvalidData => {
+            "invalid data: something expected UTF-8 text. The protocol carries bytes: \
+             keep them in a Vec<u8> (read_until, not read_line or read_to_string)."
+        }
         UnexpectedEof => {
             "unexpected end of file: the other side closed before sending what you \
              waited for. A read that returns Ok(0) means end of file."
         }
-        ConnectionReset | ConnectionAborted | BrokenPipe => {
-            "the connection was reset: the other side closed it while data was \
-             still on the way. Whoever closed did not read everything first."
+        ConnectionReset | ConnectionAborted => {
+            "the connection was reset: the other side closed it while data it had not \
+             read was still waiting. Whoever closed did not read everything first."
+        }
+        BrokenPipe => {
+            "broken pipe: you wrote to a connection the other side had already closed."
+        }
+        NotConnected => {
+            "not connected: the connection was already gone (closed or reset by the \
+             other side) when your code used it."
         }
         TimedOut | WouldBlock => {
             "timed out: nothing arrived in time. When both sides wait to read, the \
@@ -257,4 +499,32 @@ pub fn panic_hint(message: &str) -> &'static str {
 
 /// The hint for code that still holds the stub's `todo!()`.
 pub const TODO_HINT: &str = "this function still holds the stub's todo!(). Replace the todo!() \
-     at the // TODO in src/lib.rs with your code; its message above says which std call to use.";
+     at the // TODO in src/lib.rs with your code; its message above says what to do.";
+
+#[cfg(test)]
+mod tests {
+    use super::{bounded_lines, cap, fold_repeats};
+
+    #[test]
+    fn repeated_lines_fold() {
+        let lines: Vec<String> = ["a", "b", "b", "b", "c"].map(String::from).to_vec();
+        assert_eq!(fold_repeats(&lines), ["a", "b (x3)", "c"]);
+    }
+
+    #[test]
+    fn long_lists_keep_head_and_tail() {
+        let lines: Vec<String> = (0..100).map(|n| n.to_string()).collect();
+        let kept = bounded_lines(&lines, 16);
+        assert_eq!(kept.len(), 16);
+        assert_eq!(kept[0], "0");
+        assert_eq!(kept[15], "99");
+    }
+
+    #[test]
+    fn a_report_is_capped() {
+        let text = "x\n".repeat(1000);
+        assert!(cap(text).lines().count() <= 60);
+        let wide = format!("{}\n", "y".repeat(100_000));
+        assert!(cap(wide).len() < 8 * 1024);
+    }
+}

@@ -18,6 +18,12 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
+const USAGE: &str = "usage: cargo progress [--lesson NN] [--root DIR] [--time-limit SECONDS]
+
+  cargo progress              every lesson's state, and your next step
+  cargo progress --lesson 03  the full report of one lesson's checks
+  cargo hint                  a hint for your next step, one level at a time";
+
 /// What one run of a lesson's checks came to.
 enum State {
     Done,
@@ -32,6 +38,8 @@ struct Lesson {
     folder: String,
     state: State,
     passed: usize,
+    /// Checks that did not run because an earlier one hung.
+    skipped: usize,
     total: usize,
     /// The first failing check, and the first lines of its message.
     first_failure: Option<(String, Vec<String>)>,
@@ -46,12 +54,14 @@ struct Options {
 }
 
 fn main() -> ExitCode {
+    if std::env::args().any(|arg| arg == "--help" || arg == "-h") {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
     let options = match parse_options() {
         Ok(options) => options,
         Err(message) => {
-            eprintln!(
-                "error: {message}\nusage: cargo progress [--lesson NN] [--root DIR] [--time-limit SECONDS]"
-            );
+            eprintln!("error: {message}\n{USAGE}");
             return ExitCode::from(2);
         }
     };
@@ -149,6 +159,7 @@ fn check_all(options: &Options, folders: &[String]) -> Vec<Lesson> {
                     folder: folder.clone(),
                     state: State::DoesNotCompile,
                     passed: 0,
+                    skipped: 0,
                     total: 0,
                     first_failure: None,
                     output: compiler_output,
@@ -205,6 +216,8 @@ fn run_checks(root: &Path, folder: &str, executable: &Path, limit: Duration) -> 
         // As `cargo test` does here (see .cargo/config.toml): checks in order, no backtraces.
         .env("RUST_TEST_THREADS", "1")
         .env("RUST_BACKTRACE", "0")
+        // Each failure's report, on stdout between libtest's own lines.
+        .env("SEESAW_REPORTS_TO_STDOUT", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -236,11 +249,14 @@ fn run_checks(root: &Path, folder: &str, executable: &Path, limit: Duration) -> 
     }
 }
 
-/// Reads libtest's output: which checks passed, and the first failure.
+/// Reads libtest's output: which checks passed, and the first failure. A
+/// failing check prints its report right after `test NAME ... `, and libtest
+/// then writes `FAILED` on a line of its own.
 fn summarise(folder: &str, output: String, timed_out: bool) -> Lesson {
     let mut passed = 0;
-    let mut failed = Vec::new();
     let mut total = 0;
+    let mut failed: Vec<(String, Vec<String>)> = Vec::new();
+    let mut running: Option<(String, Vec<String>)> = None;
     for line in output.lines() {
         if let Some(count) = line
             .strip_prefix("running ")
@@ -251,13 +267,33 @@ fn summarise(folder: &str, output: String, timed_out: bool) -> Lesson {
             if rest.ends_with(" ... ok") {
                 passed += 1;
             } else if let Some(name) = rest.strip_suffix(" ... FAILED") {
-                failed.push(name.to_string());
+                failed.push((name.to_string(), Vec::new()));
+            } else if let Some(name) = rest.trim_end().strip_suffix(" ...") {
+                running = Some((name.to_string(), Vec::new()));
+            }
+        } else if let Some((name, report)) = running.as_mut() {
+            match line {
+                "ok" => {
+                    passed += 1;
+                    running = None;
+                }
+                "FAILED" => failed.push((std::mem::take(name), std::mem::take(report))),
+                _ => report.push(line.to_string()),
+            }
+            if line == "FAILED" {
+                running = None;
             }
         }
     }
+    // A check that started and never ended: the student's code ended the process.
+    failed.extend(running);
+    let skipped = failed
+        .iter()
+        .filter(|(_, report)| report.iter().any(|line| line.starts_with("  skipped ")))
+        .count();
     let first_failure = failed
         .first()
-        .map(|name| (name.clone(), failure_message(&output, name)));
+        .map(|(name, report)| (name.clone(), failure_message(report)));
     // Not started: the very first check still fails on the stub's todo!().
     let stub_untouched = first_failure.as_ref().is_some_and(|(name, message)| {
         let first_check = name.starts_with("step_1_") || name.starts_with("step_01_");
@@ -279,23 +315,25 @@ fn summarise(folder: &str, output: String, timed_out: bool) -> Lesson {
         folder: folder.to_string(),
         state,
         passed,
+        skipped,
         total,
         first_failure,
         output,
     }
 }
 
-/// The message of a failed check: its lines from the step's title on.
-fn failure_message(output: &str, name: &str) -> Vec<String> {
-    let header = format!("---- {name} stdout ----");
-    let section = output.split(&header).nth(1).unwrap_or_default();
-    section
-        .lines()
+/// The first lines of a failed check's report, from the step's title on.
+fn failure_message(report: &[String]) -> Vec<String> {
+    report
+        .iter()
         .skip_while(|line| !line.starts_with("step "))
-        .take_while(|line| !line.starts_with("---- ") && !line.starts_with("failures:"))
-        .filter(|line| !line.trim().is_empty() && !line.starts_with("  read "))
+        .filter(|line| {
+            !line.trim().is_empty()
+                && !line.starts_with("  read ")
+                && !line.starts_with("  more help ")
+        })
         .take(8)
-        .map(str::to_string)
+        .cloned()
         .collect()
 }
 
@@ -342,7 +380,11 @@ fn print_row(lesson: &Lesson, colour: &Colour) {
         State::DoesNotCompile => colour.red("does not compile"),
     };
     let count = format!("{}/{}", lesson.passed, lesson.total);
-    println!("  {number}  {name:<12} {count:>6} checks   {state}");
+    let skipped = match lesson.skipped {
+        0 => String::new(),
+        count => format!("  ({count} skipped after a hang)"),
+    };
+    println!("  {number}  {name:<12} {count:>6} checks   {state}{skipped}");
 }
 
 fn print_next_step(lesson: &Lesson, colour: &Colour) {

@@ -1,0 +1,164 @@
+//! What one run of a lesson's checks remembers from step to step, and how it
+//! prints failures.
+//!
+//! - A failing check prints its report at once, as it fails, so the first
+//!   explanation comes within seconds, not after every later check.
+//! - Once a step has hung, later steps are skipped: each would only wait out
+//!   its own deadline too.
+//! - No backtrace of the checks' own code is ever printed, whatever
+//!   RUST_BACKTRACE says; a backtrace of your code's panic only when you ask
+//!   for it with SEESAW_BACKTRACE=1.
+//! - If your code ends the whole test process (`std::process::exit`), the
+//!   step that was running still says so.
+
+use std::cell::RefCell;
+use std::io::Write;
+use std::panic::PanicHookInfo;
+use std::sync::{Mutex, Once};
+
+use crate::report::ReportText;
+
+/// The state of this run of checks.
+struct RunState {
+    /// The step that is running, and its chapter.
+    current: Option<(String, String)>,
+    /// The first step that hung and failed.
+    hung: Option<String>,
+}
+
+static STATE: Mutex<RunState> = Mutex::new(RunState {
+    current: None,
+    hung: None,
+});
+
+fn state() -> std::sync::MutexGuard<'static, RunState> {
+    STATE.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+pub(crate) fn step_started(title: &str, chapter: &str) {
+    state().current = Some((title.to_string(), chapter.to_string()));
+}
+
+pub(crate) fn step_ended() {
+    state().current = None;
+}
+
+pub(crate) fn step_hung(title: &str) {
+    state().hung.get_or_insert_with(|| title.to_string());
+}
+
+pub(crate) fn hung_step() -> Option<String> {
+    state().hung.clone()
+}
+
+thread_local! {
+    /// Set on the threads that run the student's code for a check.
+    static STUDENT_THREAD: RefCell<Option<LastPanic>> = const { RefCell::new(None) };
+}
+
+/// Where the student's code panicked, kept for the report.
+#[derive(Clone, Default)]
+pub(crate) struct LastPanic {
+    pub location: String,
+    pub backtrace: Option<String>,
+}
+
+/// Marks this thread as one that runs the student's code.
+pub(crate) fn mark_student_thread() {
+    STUDENT_THREAD.with(|cell| *cell.borrow_mut() = Some(LastPanic::default()));
+}
+
+/// Where the student's code on this thread last panicked.
+pub(crate) fn last_student_panic() -> LastPanic {
+    STUDENT_THREAD.with(|cell| cell.borrow().clone().unwrap_or_default())
+}
+
+/// True when the student asked to see where their code panicked.
+fn backtrace_wanted() -> bool {
+    std::env::var_os("SEESAW_BACKTRACE").is_some_and(|value| value != "0")
+}
+
+/// Installs, once per run, the panic hook that prints failures.
+pub(crate) fn install_panic_hook() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        std::panic::set_hook(Box::new(on_panic));
+        install_exit_report();
+    });
+}
+
+fn on_panic(info: &PanicHookInfo) {
+    if let Some(ReportText(text)) = info.payload().downcast_ref::<ReportText>() {
+        print_now(text);
+        return;
+    }
+    let location = info
+        .location()
+        .map(|at| format!("{}:{}", at.file(), at.line()))
+        .unwrap_or_default();
+    let is_student_thread = STUDENT_THREAD.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        let Some(last) = cell.as_mut() else {
+            return false;
+        };
+        last.location = location.clone();
+        last.backtrace = backtrace_wanted()
+            .then(|| std::backtrace::Backtrace::force_capture().to_string());
+        true
+    });
+    if is_student_thread {
+        // The check's report shows this panic as the cause of the failure.
+        return;
+    }
+    // Any other panic, for instance on a thread your code started: said in one
+    // line, captured by the test harness, shown if the check fails.
+    let message = crate::bounded::panic_text(info.payload());
+    let thread = std::thread::current();
+    let name = thread.name().unwrap_or("unnamed");
+    eprint!("thread '{name}' panicked at {location}: {message}\n");
+}
+
+/// If the student's code calls `std::process::exit` during a step, the test
+/// process ends without a report. The C library runs `atexit` handlers on the
+/// way out, so one of ours says which step was running, and why it failed.
+fn install_exit_report() {
+    unsafe extern "C" {
+        fn atexit(callback: extern "C" fn()) -> std::ffi::c_int;
+    }
+    // SAFETY: `atexit` only stores the function pointer; `report_exit` is an
+    // ordinary Rust function that takes no arguments and does not unwind.
+    unsafe {
+        atexit(report_exit);
+    }
+}
+
+extern "C" fn report_exit() {
+    let current = match STATE.try_lock() {
+        Ok(state) => state.current.clone(),
+        Err(_) => return,
+    };
+    let Some((title, chapter)) = current else {
+        return; // no step was running: the checks ended normally
+    };
+    let text = format!(
+        "\n\n{title}\n  got       your code ended the whole test process (std::process::exit) \
+         while this check was running, so no check after it could run.\n  hint      \
+         a library function returns an Err when something fails; only main decides how \
+         the program exits. Remove the process::exit call.\n  read      \
+         book/src/lessons/{chapter}.md (mdbook serve book --open)\n\n"
+    );
+    print_now(&text);
+}
+
+/// Prints a report straight to the terminal, past the test harness's capture,
+/// so it shows now, not after every later check. `cargo progress` reads
+/// libtest's lines on stdout, so it asks for reports there too.
+fn print_now(text: &str) {
+    if std::env::var_os("SEESAW_REPORTS_TO_STDOUT").is_some() {
+        let mut stdout = std::io::stdout().lock();
+        let _ = stdout.write_all(text.as_bytes());
+        let _ = stdout.flush();
+    } else {
+        let _ = std::io::stderr().write_all(text.as_bytes());
+    }
+}
