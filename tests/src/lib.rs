@@ -14,6 +14,7 @@
 
 pub mod bounded;
 pub mod bytes;
+pub mod hints;
 pub mod peer;
 pub mod program;
 pub mod report;

@@ -268,7 +268,10 @@ impl CheckServer {
                         self.addr()
                     ))
                     .expected("a connection")
-                    .got(&format!("no connection within {} s", DEADLINE.as_secs_f32()))
+                    .got(&format!(
+                        "no connection within {} s",
+                        DEADLINE.as_secs_f32()
+                    ))
                     .hint("did your client dial the address it was given? (TcpStream::connect)")
                     .fail()
             }

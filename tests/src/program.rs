@@ -114,8 +114,10 @@ impl Finished {
                 self.report(step)
                     .expected(&format!("the error line to contain {word:?}"))
                     .got(&format!("{:?}, which does not", error_lines[0]))
-                    .hint("the error line comes from the error your lib.rs returned: give it a \
-                           .context(...)/.with_context(...) that says what failed, and where.")
+                    .hint(
+                        "the error line comes from the error your lib.rs returned: give it a \
+                           .context(...)/.with_context(...) that says what failed, and where.",
+                    )
                     .fail();
             }
         }
@@ -128,7 +130,10 @@ impl Finished {
         let report = step
             .report()
             .did(&format!("ran `{}`", self.command))
-            .did(&format!("fed it on stdin: {}", crate::bytes::show(&self.stdin)))
+            .did(&format!(
+                "fed it on stdin: {}",
+                crate::bytes::show(&self.stdin)
+            ))
             .did(&format!("its stdout: {}", crate::bytes::show(&self.stdout)))
             .did(&format!("its stderr:\n{}", self.stderr));
         match observed_in_program(&self.stderr) {
@@ -268,10 +273,7 @@ impl Server {
                         Ok(Some(status)) => format!("the program ended ({status})"),
                         _ => {
                             step.note_waited_out();
-                            format!(
-                                "nothing like it within {} s",
-                                START_DEADLINE.as_secs_f32()
-                            )
+                            format!("nothing like it within {} s", START_DEADLINE.as_secs_f32())
                         }
                     };
                     self.report(step)

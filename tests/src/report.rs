@@ -312,7 +312,9 @@ impl Report {
         if backtraces.is_empty() && !lines.iter().any(|(label, _)| *label == "panicked") {
             text.push('\n');
         } else if backtraces.is_empty() {
-            text.push_str("  (to see where your code panicked: SEESAW_BACKTRACE=1 cargo test ...)\n\n");
+            text.push_str(
+                "  (to see where your code panicked: SEESAW_BACKTRACE=1 cargo test ...)\n\n",
+            );
         }
         for backtrace in backtraces {
             let _ = writeln!(text, "where your code panicked:\n{backtrace}");
@@ -362,7 +364,10 @@ fn bounded_lines(lines: &[String], most: usize) -> Vec<String> {
     let head = most / 3;
     let tail = most - head - 1;
     let mut kept = lines[..head].to_vec();
-    kept.push(format!("... ({} lines not shown) ...", lines.len() - head - tail));
+    kept.push(format!(
+        "... ({} lines not shown) ...",
+        lines.len() - head - tail
+    ));
     kept.extend_from_slice(&lines[lines.len() - tail..]);
     kept
 }
@@ -425,7 +430,10 @@ pub fn hint_for_received(expected: &[u8], received: &Received) -> Option<String>
         }
         _ => {
             let text = difference(expected, &received.bytes)?;
-            format!("{text}.")
+            match text.ends_with('.') {
+                true => text,
+                false => format!("{text}."),
+            }
         }
     };
     Some(hint)
@@ -471,9 +479,7 @@ pub fn hint_for_kind(kind: io::ErrorKind) -> Option<&'static str> {
             "the connection was reset: the other side closed it while data it had not \
              read was still waiting. Whoever closed did not read everything first."
         }
-        BrokenPipe => {
-            "broken pipe: you wrote to a connection the other side had already closed."
-        }
+        BrokenPipe => "broken pipe: you wrote to a connection the other side had already closed.",
         NotConnected => {
             "not connected: the connection was already gone (closed or reset by the \
              other side) when your code used it."

@@ -32,7 +32,9 @@ static STATE: Mutex<RunState> = Mutex::new(RunState {
 });
 
 fn state() -> std::sync::MutexGuard<'static, RunState> {
-    STATE.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    STATE
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 pub(crate) fn step_started(title: &str, chapter: &str) {
@@ -102,8 +104,8 @@ fn on_panic(info: &PanicHookInfo) {
             return false;
         };
         last.location = location.clone();
-        last.backtrace = backtrace_wanted()
-            .then(|| std::backtrace::Backtrace::force_capture().to_string());
+        last.backtrace =
+            backtrace_wanted().then(|| std::backtrace::Backtrace::force_capture().to_string());
         true
     });
     if is_student_thread {
@@ -115,7 +117,7 @@ fn on_panic(info: &PanicHookInfo) {
     let message = crate::bounded::panic_text(info.payload());
     let thread = std::thread::current();
     let name = thread.name().unwrap_or("unnamed");
-    eprint!("thread '{name}' panicked at {location}: {message}\n");
+    eprintln!("thread '{name}' panicked at {location}: {message}");
 }
 
 /// If the student's code calls `std::process::exit` during a step, the test

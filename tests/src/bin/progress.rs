@@ -18,11 +18,15 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
+use seesaw_checks::hints::{LEVELS, levels_for};
+
 const USAGE: &str = "usage: cargo progress [--lesson NN] [--root DIR] [--time-limit SECONDS]
 
   cargo progress              every lesson's state, and your next step
   cargo progress --lesson 03  the full report of one lesson's checks
-  cargo hint                  a hint for your next step, one level at a time";
+  cargo hint [LEVEL] [--lesson NN]
+                              help with your next step: level 1 is the idea,
+                              2 the std calls, 3 the shape of the code";
 
 /// What one run of a lesson's checks came to.
 enum State {
@@ -51,6 +55,8 @@ struct Options {
     root: PathBuf,
     lesson: Option<String>,
     time_limit: Duration,
+    /// `cargo hint [LEVEL]`: show this level of help for the next step.
+    hint_level: Option<usize>,
 }
 
 fn main() -> ExitCode {
@@ -81,7 +87,9 @@ fn main() -> ExitCode {
     }
     let lessons = check_all(&options, &folders);
     let colour = Colour::for_stdout();
-    if options.lesson.is_some() {
+    if let Some(level) = options.hint_level {
+        print_hint(&options.root, &lessons, level, &colour);
+    } else if options.lesson.is_some() {
         for lesson in &lessons {
             println!("{}", lesson.output.trim_end());
             println!();
@@ -105,12 +113,21 @@ fn parse_options() -> Result<Options, String> {
         root: Path::new(env!("CARGO_MANIFEST_DIR")).join(".."),
         lesson: None,
         time_limit: Duration::from_secs(60),
+        hint_level: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = || args.next().ok_or(format!("{arg} needs a value"));
         match arg.as_str() {
             "--lesson" => options.lesson = Some(format!("{:0>2}", value()?)),
+            "--hint" => options.hint_level = Some(1),
+            level if options.hint_level.is_some() => {
+                let number: usize = level.parse().unwrap_or(0);
+                if !(1..=LEVELS).contains(&number) {
+                    return Err(format!("the hint level is 1, 2 or 3, not {level:?}"));
+                }
+                options.hint_level = Some(number);
+            }
             "--root" => options.root = PathBuf::from(value()?),
             "--time-limit" => {
                 let seconds: f64 = value()?
@@ -419,6 +436,60 @@ fn print_next_step(lesson: &Lesson, colour: &Colour) {
     println!("  run it alone:  cargo test -p {package}");
     println!(
         "  read:          book/src/lessons/{}.md (mdbook serve book --open)",
+        lesson.folder
+    );
+}
+
+/// `cargo hint`: one level of help for the first failing check of the first
+/// lesson that is not done.
+fn print_hint(root: &Path, lessons: &[Lesson], level: usize, colour: &Colour) {
+    let Some(lesson) = lessons
+        .iter()
+        .find(|lesson| !matches!(lesson.state, State::Done))
+    else {
+        println!("Every lesson here is done: no hint needed. Well played.");
+        return;
+    };
+    let Some((step, _)) = &lesson.first_failure else {
+        println!(
+            "Lesson {}: fix what the compiler says first:",
+            lesson.folder
+        );
+        print_next_step(lesson, colour);
+        return;
+    };
+    let file = root.join("lessons").join(&lesson.folder).join("hints.md");
+    let text = std::fs::read_to_string(&file).unwrap_or_default();
+    let levels = levels_for(&text, step);
+    println!(
+        "{} lesson {}, {}",
+        colour.bold("Hint for"),
+        lesson.folder,
+        colour.bold(step)
+    );
+    println!();
+    match levels.get(level - 1) {
+        Some(help) => {
+            println!("{}", colour.bold(&format!("Level {level} of {LEVELS}:")));
+            for line in help.lines() {
+                println!("  {line}");
+            }
+        }
+        None => println!("  (no hint is written for this check yet; the chapter explains it)"),
+    }
+    println!();
+    if level < LEVELS {
+        println!(
+            "Still stuck? `cargo hint {}` goes one level further.",
+            level + 1
+        );
+    } else {
+        println!(
+            "That is the last level. The answer itself is folded away at the end of the chapter."
+        );
+    }
+    println!(
+        "read:  book/src/lessons/{}.md (mdbook serve book --open)",
         lesson.folder
     );
 }

@@ -1,0 +1,111 @@
+//! Plays one failing check for each outcome a report must fit: an error of
+//! some kind, a panic, a hang (and the skip it causes), an early close, a
+//! reset, wrong bytes, and code that ends the process. The golden test
+//! (tests/tests/reports.rs) compares what this prints with
+//! tests/tests/golden/reports.txt. Not for students: it fails on purpose.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::panic::catch_unwind;
+
+use anyhow::Context;
+use seesaw_checks::bounded;
+use seesaw_checks::peer::{connected_pair, unused_address};
+use seesaw_checks::report::Step;
+
+const CHAPTER: &str = "04-echo-once";
+
+fn main() {
+    // Ending the process must be played alone: after the hang, every later
+    // step is skipped.
+    if std::env::args().nth(1).as_deref() == Some("exit") {
+        process_exit();
+    }
+    outcome(error_of_a_kind);
+    outcome(panic);
+    outcome(early_close);
+    outcome(reset);
+    outcome(wrong_bytes);
+    outcome(hang);
+    outcome(skipped_after_the_hang);
+}
+
+/// Runs one failing check; its report is printed by the checks' panic hook.
+fn outcome(check: fn()) {
+    let _ = catch_unwind(check);
+}
+
+fn error_of_a_kind() {
+    let step = Step::new("step 1: an error of some kind", CHAPTER);
+    let addr = unused_address();
+    let result = TcpStream::connect(addr).with_context(|| "could not connect".to_string());
+    step.ok("dial(ADDR)", result);
+}
+
+fn panic() {
+    let step = Step::new("step 2: the student's code panics", CHAPTER);
+    bounded::run(&step, "server_turn(&mut connection)", "(hang hint)", || {
+        "no number".parse::<u8>().unwrap()
+    });
+}
+
+fn early_close() {
+    let step = Step::new("step 3: the student's code closes early", CHAPTER);
+    let (mut client, theirs) = connected_pair(&step);
+    drop(theirs);
+    client.send(b"hello\n");
+    let reply = client.read_line();
+    step.report()
+        .expected("b\"hello\\n\" back")
+        .got_received(b"hello\n", &reply)
+        .hint("(the check's own hint)")
+        .fail();
+}
+
+fn reset() {
+    let step = Step::new("step 4: the student's code resets the connection", CHAPTER);
+    let (mut client, mut theirs) = connected_pair(&step);
+    client.send(b"hello\nworld\n");
+    let mut first = [0u8; 1];
+    let _ = theirs.read_exact(&mut first);
+    drop(theirs); // closes with unread bytes: the OS resets the connection
+    let reply = client.read_line();
+    step.report()
+        .expected("b\"hello\\n\" back")
+        .got_received(b"hello\n", &reply)
+        .fail();
+}
+
+fn wrong_bytes() {
+    let step = Step::new("step 5: the student's code changes the bytes", CHAPTER);
+    let (mut client, mut theirs) = connected_pair(&step);
+    client.send(b"caf\xff\n");
+    let _ = theirs.write_all(String::from_utf8_lossy(b"caf\xff\n").as_bytes());
+    let reply = client.read_line();
+    step.report()
+        .expected("b\"caf\\xff\\n\" back")
+        .got_received(b"caf\xff\n", &reply)
+        .fail();
+}
+
+fn hang() {
+    let step = Step::new("step 6: the student's code hangs", CHAPTER);
+    let (mut client, _theirs) = connected_pair(&step);
+    client.send(b"hello\n");
+    let reply = client.read_line();
+    step.report()
+        .expected("b\"hello\\n\" back")
+        .got_received(b"hello\n", &reply)
+        .fail();
+}
+
+fn skipped_after_the_hang() {
+    let _step = Step::new("step 7: any later step", CHAPTER);
+}
+
+fn process_exit() {
+    let step = Step::new("step 8: the student's code ends the process", CHAPTER);
+    bounded::run(&step, "serve_client(connection)", "(hang hint)", || {
+        std::process::exit(3)
+    });
+}
