@@ -39,10 +39,12 @@ fn state() -> std::sync::MutexGuard<'static, RunState> {
 
 pub(crate) fn step_started(title: &str, chapter: &str) {
     state().current = Some((title.to_string(), chapter.to_string()));
+    abort_report::prepare(&exit_report(title, chapter, ABORTED));
 }
 
 pub(crate) fn step_ended() {
     state().current = None;
+    abort_report::prepare("");
 }
 
 pub(crate) fn step_hung(title: &str) {
@@ -86,6 +88,7 @@ pub(crate) fn install_panic_hook() {
     ONCE.call_once(|| {
         std::panic::set_hook(Box::new(on_panic));
         install_exit_report();
+        abort_report::install();
     });
 }
 
@@ -142,14 +145,72 @@ extern "C" fn report_exit() {
     let Some((title, chapter)) = current else {
         return; // no step was running: the checks ended normally
     };
-    let text = format!(
-        "\n\n{title}\n  got       your code ended the whole test process (std::process::exit) \
-         while this check was running, so no check after it could run.\n  hint      \
-         a library function returns an Err when something fails; only main decides how \
-         the program exits. Remove the process::exit call.\n  read      \
+    print_now(&exit_report(&title, &chapter, EXITED));
+}
+
+const EXITED: &str = "your code ended the whole test process (std::process::exit)";
+const ABORTED: &str = "your code aborted the whole test process (std::process::abort, or \
+     a panic while panicking)";
+
+/// The report for code that ended the test process while `title` ran.
+fn exit_report(title: &str, chapter: &str, what: &str) -> String {
+    format!(
+        "\n\n{title}\n  got       {what} while this check was running, so no check after it \
+         could run.\n  hint      a library function returns an Err when something fails; only \
+         main decides how the program exits. Remove the call that ends the process.\n  read      \
          book/src/lessons/{chapter}.md (mdbook serve book --open)\n\n"
-    );
-    print_now(&text);
+    )
+}
+
+/// On unix, an abort (SIGABRT) ends the process without running `atexit`
+/// handlers; a signal handler prints the report prepared when the step began.
+#[cfg(unix)]
+mod abort_report {
+    use std::ffi::c_int;
+    use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+
+    static TEXT: AtomicPtr<u8> = AtomicPtr::new(std::ptr::null_mut());
+    static LENGTH: AtomicUsize = AtomicUsize::new(0);
+    const SIGABRT: c_int = 6;
+
+    unsafe extern "C" {
+        fn signal(signal: c_int, handler: extern "C" fn(c_int)) -> usize;
+        fn write(fd: c_int, bytes: *const u8, count: usize) -> isize;
+    }
+
+    /// Keeps the report for the running step where the handler can reach it.
+    /// (A few hundred bytes a step are leaked; a run has a few dozen steps.)
+    pub fn prepare(text: &str) {
+        let leaked: &'static [u8] = Box::leak(text.as_bytes().to_vec().into_boxed_slice());
+        LENGTH.store(0, Ordering::SeqCst);
+        TEXT.store(leaked.as_ptr().cast_mut(), Ordering::SeqCst);
+        LENGTH.store(leaked.len(), Ordering::SeqCst);
+    }
+
+    pub fn install() {
+        // SAFETY: `on_abort` only calls `write`, which is async-signal-safe.
+        unsafe {
+            signal(SIGABRT, on_abort);
+        }
+    }
+
+    extern "C" fn on_abort(_: c_int) {
+        let length = LENGTH.load(Ordering::SeqCst);
+        let text = TEXT.load(Ordering::SeqCst);
+        if length > 0 && !text.is_null() {
+            // SAFETY: `text` points to `length` leaked bytes that are never freed.
+            unsafe {
+                write(2, text, length);
+            }
+        }
+        // Returning lets abort() go on and end the process.
+    }
+}
+
+#[cfg(not(unix))]
+mod abort_report {
+    pub fn prepare(_: &str) {}
+    pub fn install() {}
 }
 
 /// Prints a report straight to the terminal, past the test harness's capture,

@@ -35,7 +35,7 @@ fn normalise(text: &str) -> String {
 
 #[test]
 fn one_report_for_each_outcome() {
-    let got = normalise(&(play(&[]) + &play(&["exit"])));
+    let got = normalise(&(play(&[]) + &play(&["exit"]) + &play(&["abort"])));
     let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/reports.txt");
     if std::env::var_os("SEESAW_BLESS").is_some() {
         std::fs::write(&golden, &got).expect("could not write the golden file");

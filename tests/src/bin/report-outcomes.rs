@@ -18,8 +18,10 @@ const CHAPTER: &str = "04-echo-once";
 fn main() {
     // Ending the process must be played alone: after the hang, every later
     // step is skipped.
-    if std::env::args().nth(1).as_deref() == Some("exit") {
-        process_exit();
+    match std::env::args().nth(1).as_deref() {
+        Some("exit") => process_exit(),
+        Some("abort") => process_abort(),
+        _ => {}
     }
     outcome(error_of_a_kind);
     outcome(panic);
@@ -107,5 +109,12 @@ fn process_exit() {
     let step = Step::new("step 8: the student's code ends the process", CHAPTER);
     bounded::run(&step, "serve_client(connection)", "(hang hint)", || {
         std::process::exit(3)
+    });
+}
+
+fn process_abort() {
+    let step = Step::new("step 9: the student's code aborts the process", CHAPTER);
+    bounded::run(&step, "serve_client(connection)", "(hang hint)", || {
+        std::process::abort()
     });
 }
