@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"time"
 )
 
 func main() {
@@ -22,11 +23,23 @@ func main() {
 		os.Exit(1)
 	}
 	fmt.Fprintln(os.Stderr, "listening on", listener.Addr())
+	// After a failed accept (out of file descriptors, most often), wait before
+	// the next one: 5 ms, doubling while it keeps failing, at most 1 s, as
+	// net/http does and as lesson 6's reference does.
+	var delay time.Duration
 	for {
 		conn, err := listener.Accept()
 		if err != nil {
+			if delay == 0 {
+				delay = 5 * time.Millisecond
+			} else if delay *= 2; delay > time.Second {
+				delay = time.Second
+			}
+			fmt.Fprintf(os.Stderr, "could not accept a connection: %v; trying again in %v\n", err, delay)
+			time.Sleep(delay)
 			continue
 		}
+		delay = 0
 		fmt.Fprintln(os.Stderr, "accepted", conn.RemoteAddr())
 		go serve(conn)
 	}

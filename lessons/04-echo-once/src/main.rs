@@ -10,8 +10,10 @@
 
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::process::ExitCode;
+use std::thread;
+use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use lesson_04_echo_once::{accept_one, bound_address, client_turn, dial, listen, server_turn};
 
 const DEFAULT_ADDR: &str = "127.0.0.1:5555";
@@ -51,7 +53,17 @@ fn serve(addr: &str) -> Result<()> {
         bound_address(&listener)?
     );
     loop {
-        let (mut connection, peer) = accept_one(&listener)?;
+        let (mut connection, peer) = match accept_one(&listener) {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                // Out of file descriptors, for instance. Say so, wait a moment
+                // instead of failing again at once, and go on (lesson 6 backs
+                // off properly).
+                eprintln!("{error:#}; trying again in 100 ms");
+                thread::sleep(Duration::from_millis(100));
+                continue;
+            }
+        };
         eprintln!("accepted {peer}");
         match server_turn(&mut connection) {
             Ok(message) => {
@@ -68,10 +80,12 @@ fn serve(addr: &str) -> Result<()> {
 // ANCHOR_END: serve
 
 // ANCHOR: client
-/// Sends one line of stdin and prints the reply on stdout.
+/// Sends one line of stdin and prints the reply on stdout. When the server
+/// closes instead of replying, or answers with its error line, says so (an
+/// error).
 fn client(addr: &str) -> Result<()> {
     let mut connection = dial(addr)?;
-    eprintln!("connected to {}", connection.peer_addr()?);
+    eprintln!("connected to {addr}");
     // The prompt is for a person at a terminal; piped input gets none.
     if io::stdin().is_terminal() {
         eprint!("message> ");
@@ -85,35 +99,81 @@ fn client(addr: &str) -> Result<()> {
     if !message.ends_with(b"\n") {
         message.push(b'\n');
     }
-    let reply = client_turn(&mut connection, &message)?;
+    let reply = client_turn(&mut connection, &message).map_err(server_ended)?;
     eprintln!("wrote {} bytes, read {} bytes", message.len(), reply.len());
     io::stdout()
         .write_all(&reply)
         .context("could not write to stdout")?;
+    if is_error_line(&reply, &message) {
+        return Err(refused(&reply));
+    }
     Ok(())
 }
 // ANCHOR_END: client
 
+/// How the client tells that the server ended the conversation its own way.
+const CLOSED: &str = "the server closed the connection";
+const RESET: &str = "the server reset the connection";
+const REFUSED: &str = "the server refused the message";
+
+/// True if the server answered `sent` with an error line instead of the echo.
+fn is_error_line(reply: &[u8], sent: &[u8]) -> bool {
+    reply != sent && reply.starts_with(b"error:")
+}
+
+/// The error that quotes the server's error line.
+fn refused(error_line: &[u8]) -> anyhow::Error {
+    let text = String::from_utf8_lossy(error_line.trim_ascii_end());
+    anyhow!("{REFUSED}: {text:?}")
+}
+
+/// Says how the server ended the conversation when the turn failed: it reset
+/// the connection (the OS reports that as an error), or it closed it (the
+/// client read end of file instead of a reply).
+fn server_ended(error: anyhow::Error) -> anyhow::Error {
+    use std::io::ErrorKind::*;
+    match io_error_kind(&error) {
+        Some(ConnectionReset | ConnectionAborted | BrokenPipe) => error.context(RESET),
+        Some(UnexpectedEof) | None if !error.to_string().starts_with(CLOSED) => {
+            error.context(CLOSED)
+        }
+        _ => error,
+    }
+}
+
+/// The kind of the first I/O error among the causes of `error`, if any.
+fn io_error_kind(error: &anyhow::Error) -> Option<std::io::ErrorKind> {
+    error
+        .chain()
+        .find_map(|cause| cause.downcast_ref::<std::io::Error>())
+        .map(std::io::Error::kind)
+}
+
 /// Advice for the errors people meet with a server and a client.
 fn what_to_try(error: &anyhow::Error) -> &'static str {
     use std::io::ErrorKind::*;
-    let kind = error
-        .chain()
-        .find_map(|cause| cause.downcast_ref::<std::io::Error>());
-    match kind.map(std::io::Error::kind) {
+    let message = error.to_string();
+    match io_error_kind(error) {
+        _ if message.starts_with(REFUSED) => {
+            "Try: a shorter message; a seesaw server takes lines of at most 65536 bytes, newline included"
+        }
+        _ if message.starts_with(RESET) => {
+            "Try: look at the server's output. A server resets the connection when it closes before reading all we sent, for instance a message too long for it"
+        }
+        _ if message.starts_with(CLOSED) => "Try: look at the server's output for why",
+        _ if message.starts_with("too many arguments") => {
+            "Try: `server` or `client`, then at most one address, like `client 127.0.0.1:5555`"
+        }
+        _ if message.contains(USAGE) => "Try: `server` in one terminal, then `client` in another",
         Some(AddrInUse) => {
             "Try: stop the other program on that port, or pass another address, like 127.0.0.1:5556"
         }
         Some(ConnectionRefused) => {
             "Try: start the server first (cargo run -p lesson-04-echo-once -- server), or check the port"
         }
-        Some(ConnectionReset | BrokenPipe | UnexpectedEof) => {
-            "Try: run the server again; it closed the connection early"
-        }
         Some(InvalidInput) => "Try: an address written HOST:PORT, like 127.0.0.1:5555",
-        _ if error.to_string().contains(USAGE) => {
-            "Try: `server` in one terminal, then `client` in another"
-        }
+        Some(PermissionDenied) => "Try: a port above 1023, like 127.0.0.1:5555",
+        Some(AddrNotAvailable) => "Try: an address of this machine, like 127.0.0.1:5555",
         _ => "Try: a seesaw echo server at that address (`server` in another terminal)",
     }
 }

@@ -7,7 +7,8 @@
 //!
 //! A server that runs for a long time must not let one client eat its memory:
 //! it never reads without a limit. A message longer than MAX_MESSAGE gets one
-//! error line back, and the connection is closed.
+//! error line back, and the connection is closed, gently: close_gently (given)
+//! makes sure the error line reaches a client that is still sending.
 //!
 //! You write the four functions marked TODO: read_message, serve_connection,
 //! Client::turn and Client::finish. The rest is done for you. Nothing else
@@ -18,9 +19,9 @@
 //! Check: cargo test -p lesson-05-echo-loop
 
 #[allow(unused_imports)] // you will need these
-use std::io::{BufRead, BufReader, Read, Write};
-#[allow(unused_imports)] // you will need Shutdown
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::time::{Duration, Instant};
 
 #[allow(unused_imports)] // you will need bail! and Context
 use anyhow::{Context, Result, bail};
@@ -67,26 +68,94 @@ pub fn read_message(reader: &mut impl BufRead) -> Result<Message> {
 /// The server's side of the seesaw, turn after turn: echoes every message in
 /// order until the client closes its sending side, then returns (which closes
 /// the connection). A message that is too long gets TOO_LONG_REPLY, and ends
-/// the connection too.
+/// the connection too, gently.
 pub fn serve_connection(connection: TcpStream) -> Result<()> {
-    // TODO: make two handles on the connection: one to read from through a
-    // BufReader (connection.try_clone()), and one to write to.
+    // TODO: read from the connection through one BufReader, kept for the
+    // whole connection (it keeps bytes that arrived early for the next turn),
+    // and write to the same connection. Both can borrow the one connection,
+    // as a &TcpStream reads and writes too: then each client costs the server
+    // one file descriptor, where try_clone() would cost two.
     //
     // TODO: loop, and in each turn read_message(&mut reader)? and match on it:
     //   Line(bytes) or Tail(bytes): write the bytes back with one write_all,
-    //       and narrate it: narrate(format!("wrote {} bytes back", bytes.len()));
+    //       and narrate it: read N bytes from PEER, wrote N bytes back
+    //       (narrate, given below; PEER is peer_name(&connection));
     //   End: the client is done: return Ok(()). Returning drops the
     //       connection, which closes it.
-    //   TooLong: write TOO_LONG_REPLY back, then return Ok(()).
+    //   TooLong: write TOO_LONG_REPLY back, then end the connection with
+    //       close_gently(connection) (given, below), so that the error line
+    //       reaches a client that is still sending, and return its result.
     let _ = connection; // (remove once you use `connection`)
     todo!("echo messages until read_message says Message::End")
 }
 // ANCHOR_END: serve_connection
 
-/// Prints one line of narration on stderr, in a single write. (eprintln!
-/// writes a line piece by piece, which slows a busy server down.)
+/// How long [`close_gently`] waits, at most, for the client to stop sending.
+pub const LINGER_TIME: Duration = Duration::from_secs(1);
+
+/// The most bytes [`close_gently`] reads and throws away: 4 MiB. A client like
+/// ours writes a whole line before it reads, so the rest of a line of a MiB or
+/// two may still be on its way; reading it costs the server milliseconds.
+pub const LINGER_BYTES: u64 = 4 * 1024 * 1024;
+
+// ANCHOR: close_gently
+/// Closes `connection` so that the last bytes the server wrote reach the
+/// client: a "lingering close".
+///
+/// Closing a socket while bytes from the client are still unread makes the
+/// OS reset the connection, and the reset can destroy our last reply before
+/// the client reads it. So this shuts down the sending side first (the client
+/// reads our last bytes, then end of file), then reads and throws away what
+/// the client still sends, until the client closes too, or LINGER_BYTES have
+/// come, or LINGER_TIME has passed; and only then closes.
+pub fn close_gently(mut connection: TcpStream) -> Result<()> {
+    // This fails only when the client has already reset the connection;
+    // then the read below reports the reset.
+    let _ = connection.shutdown(Shutdown::Write);
+    let deadline = Instant::now() + LINGER_TIME;
+    let mut thrown_away = 0;
+    let mut buffer = [0; 64 * 1024];
+    while thrown_away < LINGER_BYTES {
+        let time_left = deadline.saturating_duration_since(Instant::now());
+        if time_left.is_zero() {
+            break;
+        }
+        connection
+            .set_read_timeout(Some(time_left))
+            .context("could not set a read timeout")?;
+        match connection.read(&mut buffer) {
+            Ok(0) => break, // the client has closed its side too
+            Ok(count) => thrown_away += count as u64,
+            Err(error) if error.kind() == ErrorKind::Interrupted => {}
+            // A read that times out says WouldBlock on Unix, TimedOut on Windows.
+            Err(error) if matches!(error.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                break;
+            }
+            Err(error) => return Err(error).context("could not read what the client still sent"),
+        }
+    }
+    Ok(())
+}
+// ANCHOR_END: close_gently
+
+/// The address of the client at the other end of `connection`, for the
+/// narration. A client that has already reset the connection has no address
+/// any more: then this says so, and the next read reports the reset.
+pub fn peer_name(connection: &TcpStream) -> String {
+    match connection.peer_addr() {
+        Ok(addr) => addr.to_string(),
+        Err(_) => "a client that has gone".to_string(),
+    }
+}
+
+/// Prints one line of narration on stderr, in one write: the line is
+/// formatted first, so eprint! has a single piece to write (eprintln! with
+/// arguments writes a line piece by piece, which slows a busy server down).
+/// eprint!, unlike a write to std::io::stderr(), is captured by `cargo test`,
+/// so the narration of a passing check stays quiet.
 pub fn narrate(line: String) {
-    let _ = std::io::stderr().write_all(format!("{line}\n").as_bytes());
+    let line = format!("{line}\n");
+    eprint!("{line}");
 }
 
 /// Serves one client with [`serve_connection`] and says how it ended.

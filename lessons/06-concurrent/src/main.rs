@@ -10,7 +10,7 @@
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use lesson_06_concurrent::{Client, bound_address, listen, serve_concurrently};
 
 const DEFAULT_ADDR: &str = "127.0.0.1:5555";
@@ -53,7 +53,10 @@ fn serve(addr: &str) -> Result<()> {
 }
 // ANCHOR_END: serve
 
-/// The client of lesson 5: sends each line of stdin, printing each reply.
+/// The client of lesson 5: sends each line of stdin, printing each reply; at
+/// the end of input, hangs up and prints whatever the server still sends.
+/// When the server ends the conversation first, prints what it sent, then
+/// says so (an error).
 fn client(addr: &str) -> Result<()> {
     let mut client = Client::connect(addr)?;
     eprintln!("connected to {addr}");
@@ -70,47 +73,110 @@ fn client(addr: &str) -> Result<()> {
             .context("could not read stdin")?;
         if !line.ends_with(b"\n") {
             // End of input, maybe after a last line with no newline.
-            let rest = client.finish(&line)?;
-            stdout
-                .write_all(&rest)
-                .context("could not write to stdout")?;
-            stdout.flush().context("could not write to stdout")?;
-            let open_line = !rest.is_empty() && !rest.ends_with(b"\n");
-            if prompt || open_line {
+            if prompt {
+                eprintln!(); // Ctrl-D left the cursor after the prompt
+            }
+            let rest = client.finish(&line).map_err(server_ended)?;
+            show(&mut stdout, &rest)?;
+            if !rest.is_empty() && !rest.ends_with(b"\n") {
                 eprintln!(); // start the narration on a line of its own
+            }
+            if is_error_line(&rest, &line) {
+                return Err(refused(&rest));
+            }
+            if rest.is_empty() && !line.is_empty() {
+                bail!("{CLOSED} without echoing the last bytes");
             }
             eprintln!("hung up; the server closed the connection");
             return Ok(());
         }
-        let reply = client.turn(&line)?;
-        stdout
-            .write_all(&reply)
-            .context("could not write to stdout")?;
-        // Show each reply at once, even when stdout is a pipe.
-        stdout.flush().context("could not write to stdout")?;
+        let reply = client.turn(&line).map_err(server_ended)?;
+        show(&mut stdout, &reply)?;
+        if is_error_line(&reply, &line) {
+            // The server refuses the message and closes the connection: hang
+            // up too, and show anything it sent after. (Whatever else goes
+            // wrong now, the error line already says why the conversation ended.)
+            let rest = client.finish(b"").unwrap_or_default();
+            show(&mut stdout, &rest)?;
+            return Err(refused(&reply));
+        }
     }
+}
+
+/// Writes bytes the server sent to stdout, and shows them at once, even when
+/// stdout is a pipe.
+fn show(stdout: &mut impl Write, bytes: &[u8]) -> Result<()> {
+    stdout
+        .write_all(bytes)
+        .context("could not write to stdout")?;
+    stdout.flush().context("could not write to stdout")
+}
+
+/// How the client tells that the server ended the conversation first.
+const CLOSED: &str = "the server closed the connection";
+const RESET: &str = "the server reset the connection";
+const REFUSED: &str = "the server refused the message and closed the connection";
+
+/// True if the server answered `sent` with its error line instead of the echo.
+fn is_error_line(reply: &[u8], sent: &[u8]) -> bool {
+    reply != sent && reply.starts_with(b"error:")
+}
+
+/// The error that quotes the server's error line.
+fn refused(error_line: &[u8]) -> anyhow::Error {
+    let text = String::from_utf8_lossy(error_line.trim_ascii_end());
+    anyhow!("{REFUSED}: {text:?}")
+}
+
+/// Says how the server ended the conversation when a turn or the hang-up
+/// failed: it reset the connection (the OS reports that as an error), or it
+/// closed it (the client read end of file instead of a reply).
+fn server_ended(error: anyhow::Error) -> anyhow::Error {
+    use std::io::ErrorKind::*;
+    match io_error_kind(&error) {
+        Some(ConnectionReset | ConnectionAborted | BrokenPipe) => error.context(RESET),
+        // shutdown() finds no connection left once the server has reset it.
+        Some(NotConnected) => anyhow!(RESET),
+        Some(UnexpectedEof) | None if !error.to_string().starts_with(CLOSED) => {
+            error.context(CLOSED)
+        }
+        _ => error,
+    }
+}
+
+/// The kind of the first I/O error among the causes of `error`, if any.
+fn io_error_kind(error: &anyhow::Error) -> Option<std::io::ErrorKind> {
+    error
+        .chain()
+        .find_map(|cause| cause.downcast_ref::<std::io::Error>())
+        .map(std::io::Error::kind)
 }
 
 /// Advice for the errors people meet with a server and a client.
 fn what_to_try(error: &anyhow::Error) -> &'static str {
     use std::io::ErrorKind::*;
-    let kind = error
-        .chain()
-        .find_map(|cause| cause.downcast_ref::<std::io::Error>());
-    match kind.map(std::io::Error::kind) {
+    let message = error.to_string();
+    match io_error_kind(error) {
+        _ if message.starts_with(REFUSED) => "Try: lines of at most 65536 bytes, newline included",
+        _ if message.starts_with(RESET) => {
+            "Try: look at the server's output. A server resets the connection when it closes before reading all we sent, for instance a message too long for it"
+        }
+        _ if message.starts_with(CLOSED) => {
+            "Try: look at the server's output for why. (A lesson 4 server answers only one message.)"
+        }
+        _ if message.starts_with("too many arguments") => {
+            "Try: `server` or `client`, then at most one address, like `client 127.0.0.1:5555`"
+        }
+        _ if message.contains(USAGE) => "Try: `server` in one terminal, then `client` in another",
         Some(AddrInUse) => {
             "Try: stop the other program on that port, or pass another address, like 127.0.0.1:5556"
         }
         Some(ConnectionRefused) => {
             "Try: start the server first (cargo run -p lesson-06-concurrent -- server), or check the port"
         }
-        Some(ConnectionReset | BrokenPipe | UnexpectedEof) => {
-            "Try: run the server again; it closed the connection early"
-        }
         Some(InvalidInput) => "Try: an address written HOST:PORT, like 127.0.0.1:5555",
-        _ if error.to_string().contains(USAGE) => {
-            "Try: `server` in one terminal, then `client` in another"
-        }
+        Some(PermissionDenied) => "Try: a port above 1023, like 127.0.0.1:5555",
+        Some(AddrNotAvailable) => "Try: an address of this machine, like 127.0.0.1:5555",
         _ => "Try: a seesaw echo server at that address (`server` in another terminal)",
     }
 }
