@@ -1,7 +1,8 @@
 //! A load generator for echo servers, used by bench/run: CLIENTS clients
 //! connect to ADDR (loopback only), all at once, then each takes turns as fast
 //! as the server answers: write a message, read its echo, again, for SECONDS.
-//! It prints the round trips per second of all clients together.
+//! It prints the round trips per second of all clients together, and the 99th
+//! percentile of the round trips' latency.
 //!
 //!     cargo run --release -p seesaw-checks --example load -- ADDR CLIENTS SECONDS
 
@@ -36,39 +37,50 @@ fn main() {
         .collect();
     start.wait();
     let began = Instant::now();
-    let round_trips: u64 = workers
+    let mut latencies: Vec<Duration> = workers
         .into_iter()
-        .map(|worker| worker.join().expect("a client failed"))
-        .sum();
+        .flat_map(|worker| worker.join().expect("a client failed"))
+        .collect();
     let elapsed = began.elapsed().as_secs_f64();
+    latencies.sort();
+    let p99 = latencies
+        .get(latencies.len() * 99 / 100)
+        .copied()
+        .unwrap_or_default();
     println!(
-        "{clients} clients: {:.0} round trips/s",
-        round_trips as f64 / elapsed
+        "{clients} clients: {:.0} round trips/s, p99 {:.2} ms",
+        latencies.len() as f64 / elapsed,
+        p99.as_secs_f64() * 1000.0
     );
 }
 
-/// One client: round trips until `duration` has passed. Returns how many.
-fn take_turns(connection: TcpStream, number: usize, start: &Barrier, duration: Duration) -> u64 {
+/// One client: round trips until `duration` has passed. Returns how long each took.
+fn take_turns(
+    connection: TcpStream,
+    number: usize,
+    start: &Barrier,
+    duration: Duration,
+) -> Vec<Duration> {
     connection
         .set_nodelay(true)
         .expect("could not set TCP_NODELAY");
-    let mut writer = connection
-        .try_clone()
-        .expect("could not clone the connection");
-    let mut reader = BufReader::new(connection);
+    // One descriptor a client: `&TcpStream` reads and writes too.
+    let mut writer = &connection;
+    let mut reader = BufReader::new(&connection);
     let message = format!("client {number:05} says hello, seesaw\n").into_bytes();
     let mut reply = Vec::with_capacity(message.len());
     start.wait();
     let deadline = Instant::now() + duration;
-    let mut round_trips = 0;
+    let mut latencies = Vec::new();
     while Instant::now() < deadline {
+        let sent = Instant::now();
         writer.write_all(&message).expect("could not write");
         reply.clear();
         reader
             .read_until(b'\n', &mut reply)
             .expect("could not read");
         assert_eq!(reply, message, "the echo differs from the message");
-        round_trips += 1;
+        latencies.push(sent.elapsed());
     }
-    round_trips
+    latencies
 }

@@ -300,7 +300,7 @@ impl Report {
         let _ = writeln!(text, "  hint      {}", indent(&hint));
         let _ = writeln!(
             text,
-            "  more help cargo hint {}   (the idea, then the std calls, then the shape of the code)",
+            "  more help cargo hint {0}   (the idea; then cargo hint {0} 2: the std calls; 3: the code's shape)",
             &self.step.chapter[..2]
         );
         let _ = writeln!(

@@ -24,9 +24,9 @@ const USAGE: &str = "usage: cargo progress [--lesson NN] [--root DIR] [--time-li
 
   cargo progress              every lesson's state, and your next step
   cargo progress --lesson 03  the full report of one lesson's checks
-  cargo hint [LEVEL] [--lesson NN]
-                              help with your next step: level 1 is the idea,
-                              2 the std calls, 3 the shape of the code";
+  cargo hint [NN] [LEVEL]      help with your next step (in lesson NN):
+                              level 1 is the idea, 2 the std calls,
+                              3 the shape of the code";
 
 /// What one run of a lesson's checks came to.
 enum State {
@@ -121,10 +121,16 @@ fn parse_options() -> Result<Options, String> {
         match arg.as_str() {
             "--lesson" => options.lesson = Some(format!("{:0>2}", value()?)),
             "--hint" => options.hint_level = Some(1),
+            // `cargo hint 05` picks lesson 05, `cargo hint 2` level 2.
+            lesson if options.hint_level.is_some() && lesson.len() == 2 => {
+                options.lesson = Some(lesson.to_string());
+            }
             level if options.hint_level.is_some() => {
                 let number: usize = level.parse().unwrap_or(0);
                 if !(1..=LEVELS).contains(&number) {
-                    return Err(format!("the hint level is 1, 2 or 3, not {level:?}"));
+                    return Err(format!(
+                        "give a lesson as two digits (05) and a hint level as one (1, 2 or 3), not {level:?}"
+                    ));
                 }
                 options.hint_level = Some(number);
             }
@@ -480,7 +486,8 @@ fn print_hint(root: &Path, lessons: &[Lesson], level: usize, colour: &Colour) {
     println!();
     if level < LEVELS {
         println!(
-            "Still stuck? `cargo hint {}` goes one level further.",
+            "Still stuck? `cargo hint {} {}` goes one level further.",
+            &lesson.folder[..2],
             level + 1
         );
     } else {
