@@ -4,7 +4,8 @@
 #   - a report over 60 lines or 8 KB;
 #   - a report without a hint;
 #   - a byte shown as a decimal number, like [104, 101, 108];
-#   - the first report later than 2 s, or the whole run longer than 5 s.
+#   - the first report later than 2 s, or the whole run longer than 5 s;
+#   - the whole output over 40 KB.
 function close_report() {
   if (in_report) {
     if (lines > 60 || bytes > 8192)
@@ -18,6 +19,7 @@ function close_report() {
   ms = substr($0, 1, 6) + 0
   line = substr($0, 8)
   last_ms = ms
+  total += length(line) + 1
 }
 line ~ /^step [0-9]+[:( ]/ || line ~ /^step [0-9]+$/ {
   close_report()
@@ -35,4 +37,5 @@ END {
   if (first_ms == "") print "no failure report at all"
   else if (first_ms > 2000) printf "the first report came after %d ms (over 2 s)\n", first_ms
   if (last_ms > 5000) printf "the run took %d ms (over 5 s)\n", last_ms
+  if (total > 40960) printf "the whole output is %d bytes (over 40 KB)\n", total
 }
