@@ -8,7 +8,7 @@
 prepare_tree() {
   rm -rf "$tree"
   mkdir -p "$tree"
-  (cd "$root" && tar --exclude=./target --exclude=./solutions/target --exclude=./.git -cf - .) | tar -C "$tree" -xf -
+  (cd "$root" && tar --exclude=./target --exclude=./solutions/target --exclude=./.git -cf - .) | tar -C "$tree" -xmf -
 }
 
 # apply_answer LESSON PATCH: the reference with PATCH applied becomes the

@@ -44,10 +44,8 @@ impl Received {
         match self.end {
             End::Newline => bytes,
             End::Closed => format!("{bytes} and then end of file (you closed the connection)"),
-            End::TimedOut => format!(
-                "{bytes} and then nothing more for {} s",
-                DEADLINE.as_secs_f32()
-            ),
+            // How long the check waited is in the transcript.
+            End::TimedOut => format!("{bytes} and then nothing more before the deadline"),
             End::Failed(kind) => format!("{bytes} and then an error: {kind}"),
         }
     }

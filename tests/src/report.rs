@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use crate::bytes::{difference, show};
 use crate::peer::{End, Received};
-use crate::{DEADLINE, run_state};
+use crate::run_state;
 
 /// One check of a lesson: its title and the chapter of the book that explains it.
 /// It keeps the transcript of everything the check sent and received.
@@ -408,15 +408,13 @@ fn cap(text: String) -> String {
 pub fn hint_for_received(expected: &[u8], received: &Received) -> Option<String> {
     let hint = match received.end {
         End::Failed(kind) => hint_for_kind(kind)?.to_string(),
-        End::TimedOut if received.bytes.is_empty() => format!(
-            "nothing came back within {} s: your code is waiting for something (a read \
-             that does not end?) or never wrote. When both sides wait to read, the seesaw is stuck.",
-            DEADLINE.as_secs_f32()
-        ),
+        End::TimedOut if received.bytes.is_empty() => "nothing came back in time: your code \
+             is waiting for something (a read that does not end?) or never wrote. When both \
+             sides wait to read, the seesaw is stuck."
+            .to_string(),
         End::TimedOut => format!(
-            "{} came, but no newline after it, and then nothing for {} s. {}",
+            "{} came, but no newline after it, and then nothing more in time. {}",
             show(&received.bytes),
-            DEADLINE.as_secs_f32(),
             difference(expected, &received.bytes).unwrap_or_default()
         ),
         End::Closed if !expected.starts_with(&received.bytes) || received.bytes.is_empty() => {
