@@ -1,86 +1,251 @@
-//! A load generator for echo servers, used by bench/run: CLIENTS clients
-//! connect to ADDR (loopback only), all at once, then each takes turns as fast
-//! as the server answers: write a message, read its echo, again, for SECONDS.
-//! It prints the round trips per second of all clients together, and the 99th
-//! percentile of the round trips' latency.
+//! A load generator for echo servers, used by bench/run and bench/compare.
+//! CLIENTS clients connect to ADDR (loopback only), all before the clock
+//! starts; then each takes turns as fast as the server answers: write a
+//! message, read its echo, again, for SECONDS. It prints the round trips per
+//! second of all clients together, the 99th and 50th percentiles of the round
+//! trips' latency, and the fewest round trips one client made (a server that
+//! starves some clients shows there).
 //!
 //!     cargo run --release -p seesaw-checks --example load -- ADDR CLIENTS SECONDS
+//!
+//! One thread drives every client, each on its own non-blocking socket (one
+//! file descriptor a client), going round them in turn: whatever has arrived
+//! is read, and a client whose echo is complete sends its next message. Why
+//! not a thread a client, like lesson 6's server? Because then, at 10,000
+//! clients, the load generator pays for 10,000 threads as the server does,
+//! and on a small machine it becomes the bottleneck it is meant to measure
+//! (bench/compare's chapter, book/src/bench.md, has the numbers). The price:
+//! the thread never sleeps, so it keeps one core busy; bench/compare gives it
+//! a core of its own.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{self, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::{Arc, Barrier};
+use std::process::ExitCode;
 use std::thread;
 use std::time::{Duration, Instant};
 
-fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let [addr, clients, seconds] = args.as_slice() else {
-        eprintln!("usage: load ADDR CLIENTS SECONDS");
-        std::process::exit(1);
-    };
-    let addr: SocketAddr = addr.parse().expect("ADDR must be IP:PORT");
-    assert!(
-        addr.ip().is_loopback(),
-        "load only talks to loopback addresses"
-    );
-    let clients: usize = clients.parse().expect("CLIENTS must be a number");
-    let duration = Duration::from_secs_f64(seconds.parse().expect("SECONDS must be a number"));
+/// How long one connect may take, and how long the echoes still on their way
+/// at the end may take to come back: a server that never answers cannot hold
+/// the load generator for ever.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const LAST_ECHOES_TIMEOUT: Duration = Duration::from_secs(10);
 
-    // Everyone connects first; the clock starts when all are connected.
-    let start = Arc::new(Barrier::new(clients + 1));
-    let workers: Vec<_> = (0..clients)
-        .map(|number| {
-            let connection = TcpStream::connect(addr).expect("could not connect");
-            let start = Arc::clone(&start);
-            thread::spawn(move || take_turns(connection, number, &start, duration))
-        })
-        .collect();
-    start.wait();
-    let began = Instant::now();
-    let mut latencies: Vec<Duration> = workers
-        .into_iter()
-        .flat_map(|worker| worker.join().expect("a client failed"))
-        .collect();
-    let elapsed = began.elapsed().as_secs_f64();
-    latencies.sort();
-    let p99 = latencies
-        .get(latencies.len() * 99 / 100)
-        .copied()
-        .unwrap_or_default();
-    println!(
-        "{clients} clients: {:.0} round trips/s, p99 {:.2} ms",
-        latencies.len() as f64 / elapsed,
-        p99.as_secs_f64() * 1000.0
-    );
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("load: {error}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
-/// One client: round trips until `duration` has passed. Returns how long each took.
-fn take_turns(
-    connection: TcpStream,
-    number: usize,
-    start: &Barrier,
-    duration: Duration,
-) -> Vec<Duration> {
-    connection
-        .set_nodelay(true)
-        .expect("could not set TCP_NODELAY");
-    // One descriptor a client: `&TcpStream` reads and writes too.
-    let mut writer = &connection;
-    let mut reader = BufReader::new(&connection);
-    let message = format!("client {number:05} says hello, seesaw\n").into_bytes();
-    let mut reply = Vec::with_capacity(message.len());
-    start.wait();
-    let deadline = Instant::now() + duration;
-    let mut latencies = Vec::new();
-    while Instant::now() < deadline {
-        let sent = Instant::now();
-        writer.write_all(&message).expect("could not write");
-        reply.clear();
-        reader
-            .read_until(b'\n', &mut reply)
-            .expect("could not read");
-        assert_eq!(reply, message, "the echo differs from the message");
-        latencies.push(sent.elapsed());
+fn run() -> Result<(), String> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [addr, clients, seconds] = args.as_slice() else {
+        return Err("usage: load ADDR CLIENTS SECONDS".into());
+    };
+    let addr: SocketAddr = addr.parse().map_err(|_| "ADDR must be IP:PORT")?;
+    if !addr.ip().is_loopback() {
+        return Err("load only talks to loopback addresses".into());
     }
-    latencies
+    let count: usize = clients.parse().map_err(|_| "CLIENTS must be a number")?;
+    let seconds: f64 = seconds.parse().map_err(|_| "SECONDS must be a number")?;
+    let duration = Duration::try_from_secs_f64(seconds)
+        .ok()
+        .filter(|duration| !duration.is_zero())
+        .ok_or("SECONDS must be a positive number")?;
+    if count == 0 {
+        return Err("CLIENTS must be at least 1".into());
+    }
+
+    // Everyone connects first; the clock starts when all are connected.
+    let mut clients = (0..count)
+        .map(|number| Client::connect(addr, number))
+        .collect::<Result<Vec<_>, _>>()?;
+    let results = take_turns(&mut clients, duration)?;
+    println!("{count} clients: {results}");
+    Ok(())
+}
+
+/// One client: its connection, its message, and how far its turn has gone.
+struct Client {
+    connection: TcpStream,
+    message: Vec<u8>,
+    /// Bytes of the message written so far (a write may take only part).
+    written: usize,
+    /// Bytes of the echo read so far.
+    echo: Vec<u8>,
+    /// When this turn's message went out.
+    sent: Instant,
+    /// True from the message's first byte out to its echo's last byte in.
+    in_turn: bool,
+    round_trips: u64,
+}
+
+impl Client {
+    fn connect(addr: SocketAddr, number: usize) -> Result<Client, String> {
+        let connection = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT).map_err(|error| {
+            let advice = if error.raw_os_error() == Some(24) {
+                " (out of file descriptors: raise `ulimit -n`)"
+            } else {
+                ""
+            };
+            format!("client {number} could not connect to {addr}: {error}{advice}")
+        })?;
+        // Small messages go out at once, not held back to be sent together.
+        connection.set_nodelay(true).map_err(|e| e.to_string())?;
+        // A read or a write that would wait returns WouldBlock instead, so
+        // one thread can go round every client.
+        connection.set_nonblocking(true).map_err(|e| e.to_string())?;
+        let message = format!("client {number:05} says hello, seesaw\n").into_bytes();
+        Ok(Client {
+            connection,
+            echo: Vec::with_capacity(message.len()),
+            message,
+            written: 0,
+            sent: Instant::now(),
+            in_turn: false,
+            round_trips: 0,
+        })
+    }
+
+    /// Starts a turn: the message goes out (all of it, most often).
+    fn start_turn(&mut self) -> Result<(), String> {
+        self.sent = Instant::now();
+        self.in_turn = true;
+        self.written = 0;
+        self.echo.clear();
+        self.write_more()
+    }
+
+    /// Moves this turn on as far as it goes without waiting. Returns the
+    /// round trip's latency when the whole echo is in.
+    fn go_on(&mut self) -> Result<Option<Duration>, String> {
+        if !self.in_turn {
+            return Ok(None);
+        }
+        self.write_more()?;
+        self.read_more()?;
+        if self.echo.len() < self.message.len() {
+            return Ok(None);
+        }
+        if self.echo != self.message {
+            return Err(format!(
+                "the echo differs from the message: sent {:?}, got {:?}",
+                String::from_utf8_lossy(&self.message),
+                String::from_utf8_lossy(&self.echo)
+            ));
+        }
+        self.in_turn = false;
+        self.round_trips += 1;
+        Ok(Some(self.sent.elapsed()))
+    }
+
+    fn write_more(&mut self) -> Result<(), String> {
+        while self.written < self.message.len() {
+            match self.connection.write(&self.message[self.written..]) {
+                Ok(n) => self.written += n,
+                Err(error) if error.kind() == ErrorKind::WouldBlock => return Ok(()),
+                Err(error) => return Err(self.failed("write", &error)),
+            }
+        }
+        Ok(())
+    }
+
+    fn read_more(&mut self) -> Result<(), String> {
+        let mut chunk = [0; 64];
+        while self.echo.len() < self.message.len() {
+            // Never more than this echo: the next one is not due yet.
+            let wanted = (self.message.len() - self.echo.len()).min(chunk.len());
+            match self.connection.read(&mut chunk[..wanted]) {
+                Ok(0) => {
+                    let closed = io::Error::new(ErrorKind::UnexpectedEof, "the server closed");
+                    return Err(self.failed("read", &closed));
+                }
+                Ok(n) => self.echo.extend_from_slice(&chunk[..n]),
+                Err(error) if error.kind() == ErrorKind::WouldBlock => return Ok(()),
+                Err(error) => return Err(self.failed("read", &error)),
+            }
+        }
+        Ok(())
+    }
+
+    fn failed(&self, what: &str, error: &io::Error) -> String {
+        let who = String::from_utf8_lossy(&self.message[..12]).into_owned();
+        let after = self.round_trips;
+        format!("{who} could not {what} after {after} round trips: {error}")
+    }
+}
+
+/// What one run measured.
+struct Results {
+    round_trips_per_second: f64,
+    p99: Duration,
+    p50: Duration,
+    fewest: u64,
+}
+
+impl std::fmt::Display for Results {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        let ms = |latency: Duration| latency.as_secs_f64() * 1000.0;
+        write!(
+            f,
+            "{:.0} round trips/s, p99 {:.2} ms, p50 {:.2} ms, fewest round trips by one client {}",
+            self.round_trips_per_second,
+            ms(self.p99),
+            ms(self.p50),
+            self.fewest
+        )
+    }
+}
+
+/// Every client takes turns until `duration` has passed; then the echoes
+/// still on their way come back (their latency counts: leaving them out
+/// would hide the slowest round trips) and the connections close.
+fn take_turns(clients: &mut [Client], duration: Duration) -> Result<Results, String> {
+    let began = Instant::now();
+    let deadline = began + duration;
+    for client in clients.iter_mut() {
+        client.start_turn()?;
+    }
+    let mut latencies = Vec::new();
+    let mut in_time = 0;
+    loop {
+        let mut progressed = false;
+        let now = Instant::now();
+        for client in clients.iter_mut() {
+            let Some(latency) = client.go_on()? else {
+                continue;
+            };
+            latencies.push(latency);
+            progressed = true;
+            if now < deadline {
+                in_time += 1;
+                client.start_turn()?;
+            }
+        }
+        if now >= deadline && clients.iter().all(|client| !client.in_turn) {
+            break;
+        }
+        if now >= deadline + LAST_ECHOES_TIMEOUT {
+            let missing = clients.iter().filter(|client| client.in_turn).count();
+            return Err(format!(
+                "{missing} echoes did not come back within {LAST_ECHOES_TIMEOUT:?} of the end"
+            ));
+        }
+        if !progressed {
+            // Nothing arrived this time round: let another thread run, in
+            // case the server shares this core.
+            thread::yield_now();
+        }
+    }
+    latencies.sort();
+    let percentile = |p: usize| latencies[(latencies.len() * p / 100).min(latencies.len() - 1)];
+    Ok(Results {
+        round_trips_per_second: in_time as f64 / duration.as_secs_f64(),
+        p99: percentile(99),
+        p50: percentile(50),
+        fewest: clients.iter().map(|client| client.round_trips).min().unwrap_or(0),
+    })
 }

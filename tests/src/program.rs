@@ -139,9 +139,9 @@ impl Finished {
         match observed_in_program(&self.stderr) {
             Some(hint) => report.observed(hint),
             None if self.code.is_none() => report.observed(
-                "the program did not end: it waits for something. A client ends when its \
-                 input ends and the server has closed; does yours wait for a reply that \
-                 never comes, or read to end of file too early?",
+                "the program did not end: it waits for something. Does it wait for a reply \
+                 that never comes, or for an end of file that never comes? (A client's \
+                 input ends; it then shuts down its sending side and reads what is left.)",
             ),
             None => report,
         }
@@ -268,10 +268,14 @@ impl Server {
                         return line;
                     }
                 }
-                Err(_) => {
-                    let status = match self.child.try_wait() {
-                        Ok(Some(status)) => format!("the program ended ({status})"),
-                        _ => {
+                Err(why) => {
+                    let status = match why {
+                        // Its stderr closed: the program has ended (or is ending).
+                        mpsc::RecvTimeoutError::Disconnected => match self.child.try_wait() {
+                            Ok(Some(status)) => format!("the program ended ({status})"),
+                            _ => "the program closed its stderr: it is ending".to_string(),
+                        },
+                        mpsc::RecvTimeoutError::Timeout => {
                             step.note_waited_out();
                             format!("nothing like it within {} s", START_DEADLINE.as_secs_f32())
                         }

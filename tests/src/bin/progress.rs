@@ -79,9 +79,11 @@ fn main() -> ExitCode {
         }
     };
     if let Some(wanted) = &options.lesson {
+        let first = folders.first().map_or("", |folder| &folder[..2]).to_string();
+        let last = folders.last().map_or("", |folder| &folder[..2]).to_string();
         folders.retain(|folder| folder.starts_with(wanted.as_str()));
         if folders.is_empty() {
-            eprintln!("error: no lesson {wanted}; the lessons are 01 to 06");
+            eprintln!("error: no lesson {wanted}; the lessons are {first} to {last}");
             return ExitCode::from(2);
         }
     }
