@@ -1,6 +1,6 @@
 //! A load generator for echo servers, used by bench/run and bench/compare.
-//! CLIENTS clients connect to ADDR (loopback only), all before the clock
-//! starts; then each takes turns as fast as the server answers: write a
+//! CLIENTS clients connect to ADDR (loopback only), one after the other, all
+//! before the clock starts; then each takes turns as fast as the server answers: write a
 //! message, read its echo, again, for SECONDS. It prints the round trips per
 //! second of all clients together, the 99th and 50th percentiles of the round
 //! trips' latency, and the fewest round trips one client made (a server that
@@ -24,10 +24,11 @@ use std::process::ExitCode;
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// How long one connect may take, and how long the echoes still on their way
-/// at the end may take to come back: a server that never answers cannot hold
-/// the load generator for ever.
+/// How long one connect and its first echo may take, and how long the echoes
+/// still on their way at the end may take to come back: a server that never
+/// answers cannot hold the load generator for ever.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const FIRST_ECHO_TIMEOUT: Duration = Duration::from_secs(10);
 const LAST_ECHOES_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn main() -> ExitCode {
@@ -84,21 +85,41 @@ struct Client {
 }
 
 impl Client {
+    /// Connects, and makes a first round trip, waiting for it: then the
+    /// server has surely accepted the connection. (Connecting thousands at
+    /// once without waiting would overflow the server's listen backlog, and
+    /// the connections left waiting there would stall the first seconds of
+    /// the measurement.)
     fn connect(addr: SocketAddr, number: usize) -> Result<Client, String> {
-        let connection = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT).map_err(|error| {
-            let advice = if error.raw_os_error() == Some(24) {
-                " (out of file descriptors: raise `ulimit -n`)"
-            } else {
-                ""
-            };
-            format!("client {number} could not connect to {addr}: {error}{advice}")
-        })?;
+        let message = format!("client {number:05} says hello, seesaw\n").into_bytes();
+        let who = format!("client {number}");
+        let mut connection =
+            TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT).map_err(|error| {
+                let advice = if error.raw_os_error() == Some(24) {
+                    " (out of file descriptors: raise `ulimit -n`)"
+                } else {
+                    ""
+                };
+                format!("{who} could not connect to {addr}: {error}{advice}")
+            })?;
         // Small messages go out at once, not held back to be sent together.
         connection.set_nodelay(true).map_err(|e| e.to_string())?;
-        // A read or a write that would wait returns WouldBlock instead, so
-        // one thread can go round every client.
-        connection.set_nonblocking(true).map_err(|e| e.to_string())?;
-        let message = format!("client {number:05} says hello, seesaw\n").into_bytes();
+        connection
+            .set_read_timeout(Some(FIRST_ECHO_TIMEOUT))
+            .map_err(|e| e.to_string())?;
+        let mut echo = vec![0; message.len()];
+        connection
+            .write_all(&message)
+            .and_then(|()| connection.read_exact(&mut echo))
+            .map_err(|error| format!("{who} got no first echo: {error}"))?;
+        if echo != message {
+            return Err(differs(&message, &echo));
+        }
+        // From now on a read or a write that would wait returns WouldBlock
+        // instead, so one thread can go round every client.
+        connection
+            .set_nonblocking(true)
+            .map_err(|e| e.to_string())?;
         Ok(Client {
             connection,
             echo: Vec::with_capacity(message.len()),
@@ -131,11 +152,7 @@ impl Client {
             return Ok(None);
         }
         if self.echo != self.message {
-            return Err(format!(
-                "the echo differs from the message: sent {:?}, got {:?}",
-                String::from_utf8_lossy(&self.message),
-                String::from_utf8_lossy(&self.echo)
-            ));
+            return Err(differs(&self.message, &self.echo));
         }
         self.in_turn = false;
         self.round_trips += 1;
@@ -176,6 +193,14 @@ impl Client {
         let after = self.round_trips;
         format!("{who} could not {what} after {after} round trips: {error}")
     }
+}
+
+fn differs(message: &[u8], echo: &[u8]) -> String {
+    format!(
+        "the echo differs from the message: sent {:?}, got {:?}",
+        String::from_utf8_lossy(message),
+        String::from_utf8_lossy(echo)
+    )
 }
 
 /// What one run measured.
@@ -246,6 +271,10 @@ fn take_turns(clients: &mut [Client], duration: Duration) -> Result<Results, Str
         round_trips_per_second: in_time as f64 / duration.as_secs_f64(),
         p99: percentile(99),
         p50: percentile(50),
-        fewest: clients.iter().map(|client| client.round_trips).min().unwrap_or(0),
+        fewest: clients
+            .iter()
+            .map(|client| client.round_trips)
+            .min()
+            .unwrap_or(0),
     })
 }

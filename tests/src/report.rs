@@ -81,8 +81,8 @@ impl Step {
     /// `"step 1: listen on the address you are given"`.
     /// `chapter` names the book chapter, for instance `"01-listen"`.
     ///
-    /// If an earlier step of this run hung, this step is skipped at once: it
-    /// would only wait out its own deadline too.
+    /// If an earlier step of this run hung, the checks stop here: every later
+    /// step would only wait out its own deadline too.
     #[track_caller]
     pub fn new(title: &str, chapter: &str) -> Step {
         run_state::install_panic_hook();
@@ -95,21 +95,10 @@ impl Step {
             owner: true,
         };
         if let Some(hung) = run_state::hung_step() {
-            step.skip_because_of(&hung);
+            run_state::stop_after_hang(&hung);
         }
         run_state::step_started(title, chapter);
         step
-    }
-
-    fn skip_because_of(&self, hung: &str) -> ! {
-        let number = hung.split(':').next().unwrap_or(hung);
-        let text = format!(
-            "\n\n{}\n  skipped   {number} hung (its report is above), so this check did not run: \
-             it would only wait out its own deadline too.\n  hint      fix {number} first; \
-             then this check runs again.\n",
-            self.title
-        );
-        std::panic::panic_any(ReportText(text))
     }
 
     /// The step's title, like `step 3: ...`.
@@ -143,6 +132,10 @@ impl Step {
     fn settled_panics(&self) -> Vec<Panic> {
         let (state, changed) = &*self.student_code;
         let state = state.lock().unwrap();
+        if self.waited_out.load(Ordering::SeqCst) {
+            // The code hangs: it will not finish now, and a panic would already be here.
+            return state.panics.clone();
+        }
         let (state, _) = changed
             .wait_timeout_while(state, SETTLE, |state| state.running > 0)
             .unwrap();

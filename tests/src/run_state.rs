@@ -3,8 +3,9 @@
 //!
 //! - A failing check prints its report at once, as it fails, so the first
 //!   explanation comes within seconds, not after every later check.
-//! - Once a step has hung, later steps are skipped: each would only wait out
-//!   its own deadline too.
+//! - Once a step has hung, the checks stop at the next step: each later one
+//!   would only wait out its own deadline too. Stopping the process also
+//!   stops code of yours that still runs, so it cannot flood the output.
 //! - No backtrace of the checks' own code is ever printed, whatever
 //!   RUST_BACKTRACE says; a backtrace of your code's panic only when you ask
 //!   for it with SEESAW_BACKTRACE=1.
@@ -53,6 +54,20 @@ pub(crate) fn step_hung(title: &str) {
 
 pub(crate) fn hung_step() -> Option<String> {
     state().hung.clone()
+}
+
+/// Ends the run of checks after a step hung: says so, and exits, so that no
+/// later check waits out its deadline, and code of the student's that is
+/// still running (perhaps in a loop that prints) stops too.
+pub(crate) fn stop_after_hang(hung: &str) -> ! {
+    let number = hung.split(':').next().unwrap_or(hung);
+    print_now(&format!(
+        "\n\nThe checks stop here: {number} hung (its report is above), and every check \
+         after it would only wait out its own deadline too.\nFix {number}, then run the \
+         checks again.\n\n"
+    ));
+    state().current = None; // no step is running: the exit report stays quiet
+    std::process::exit(101)
 }
 
 thread_local! {

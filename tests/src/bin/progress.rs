@@ -42,7 +42,7 @@ struct Lesson {
     folder: String,
     state: State,
     passed: usize,
-    /// Checks that did not run because an earlier one hung.
+    /// Checks that did not run because an earlier one hung (or the process ended).
     skipped: usize,
     total: usize,
     /// The first failing check, and the first lines of its message.
@@ -79,7 +79,10 @@ fn main() -> ExitCode {
         }
     };
     if let Some(wanted) = &options.lesson {
-        let first = folders.first().map_or("", |folder| &folder[..2]).to_string();
+        let first = folders
+            .first()
+            .map_or("", |folder| &folder[..2])
+            .to_string();
         let last = folders.last().map_or("", |folder| &folder[..2]).to_string();
         folders.retain(|folder| folder.starts_with(wanted.as_str()));
         if folders.is_empty() {
@@ -312,10 +315,8 @@ fn summarise(folder: &str, output: String, timed_out: bool) -> Lesson {
     }
     // A check that started and never ended: the student's code ended the process.
     failed.extend(running);
-    let skipped = failed
-        .iter()
-        .filter(|(_, report)| report.iter().any(|line| line.starts_with("  skipped ")))
-        .count();
+    // Checks that never ran: the run stopped after one of them hung.
+    let skipped = total.saturating_sub(passed + failed.len());
     let first_failure = failed
         .first()
         .map(|(name, report)| (name.clone(), failure_message(report)));
@@ -407,7 +408,7 @@ fn print_row(lesson: &Lesson, colour: &Colour) {
     let count = format!("{}/{}", lesson.passed, lesson.total);
     let skipped = match lesson.skipped {
         0 => String::new(),
-        count => format!("  ({count} skipped after a hang)"),
+        count => format!("  ({count} not run: an earlier check hung)"),
     };
     println!("  {number}  {name:<12} {count:>6} checks   {state}{skipped}");
 }
