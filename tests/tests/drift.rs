@@ -38,6 +38,10 @@ fn declared_name(line: &str) -> Option<String> {
         .filter(|word| !word.is_empty() && *word != "pub" && *word != "pub(crate)")
         .collect();
     let kind = *words.first()?;
+    if kind == "impl" {
+        // The whole header, so `impl Drop for Slot` and `impl Drop for Guard` differ.
+        return Some(line.trim().trim_end_matches('{').trim().to_string());
+    }
     match kind {
         "fn" | "struct" | "enum" | "const" | "static" | "type" | "trait" | "impl" => {
             Some(format!("{kind} {}", words.get(1)?))
@@ -187,5 +191,11 @@ fn items_are_found_by_indentation() {
     let items = items_of(source);
     let names: Vec<&String> = items.keys().collect();
     assert_eq!(names, ["const TWO", "fn one", "impl Thing::fn three"]);
+    let two_impls = "impl Drop for A {\n    fn drop(&mut self) {}\n}\nimpl Drop for B {\n    fn drop(&mut self) {}\n}\n";
+    let names: Vec<String> = items_of(two_impls).into_keys().collect();
+    assert_eq!(
+        names,
+        ["impl Drop for A::fn drop", "impl Drop for B::fn drop"]
+    );
     assert_eq!(items["fn one"], "pub fn one() -> u8 {\n    1\n}");
 }

@@ -20,9 +20,12 @@ use anyhow::{Context, Result};
 /// When it fails (the address is malformed, or already in use), the error names
 /// the address, so that whoever reads it knows which one failed.
 pub fn listen(addr: &str) -> Result<TcpListener> {
-    // TODO: bind a listener to `addr` with TcpListener::bind, and name the
-    // address in its error with .with_context(|| format!("could not listen on {addr}")).
-    todo!("listen on {addr}: call std::net::TcpListener::bind(addr)")
+    // TODO: return a socket listening on exactly `addr` (IPv4 or IPv6; with
+    // port 0 the OS picks the port), at once: waiting for a client is lesson 2.
+    // When that fails (address in use, malformed address), return an error,
+    // never a panic or another address: its message names `addr`, and it keeps
+    // the OS's io::Error inside, whose kind the program reads to advise.
+    todo!("listen on {addr} and return the listener (cargo hint 01 for help)")
 }
 // ANCHOR_END: listen
 
@@ -30,8 +33,10 @@ pub fn listen(addr: &str) -> Result<TcpListener> {
 /// The address `listener` is bound to. When you asked for port 0, the OS picked
 /// a free port: this tells you which one.
 pub fn bound_address(listener: &TcpListener) -> Result<SocketAddr> {
-    // TODO: ask the listener for its address with TcpListener::local_addr.
+    // TODO: return the address the listener really has: the port the OS
+    // picked for port 0, and the IP address of the right family (IPv4 or
+    // IPv6). Only the listener knows them; build no address yourself.
     let _ = listener; // (remove once you use `listener`)
-    todo!("return the listener's own address: call listener.local_addr()")
+    todo!("return the address the listener is bound to (cargo hint 01 for help)")
 }
 // ANCHOR_END: bound_address

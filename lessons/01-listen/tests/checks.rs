@@ -1,11 +1,14 @@
 //! The checks of lesson 1, in the order you meet them: the first failure is
 //! your next step. Run them with `cargo test -p lesson-01-listen`.
 
+use std::io::ErrorKind;
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::time::Duration;
 
 use lesson_01_listen::{bound_address, listen};
-use seesaw_checks::program::{Server, expect_address_in_use_explained, run};
-use seesaw_checks::report::{Step, io_error_kind};
+use seesaw_checks::program::{Server, run};
+use seesaw_checks::report::{Step, hint_for_kind, io_error_kind};
 use seesaw_checks::{DEADLINE, bounded, peer, program};
 
 const CHAPTER: &str = "01-listen";
@@ -13,15 +16,91 @@ const CHAPTER: &str = "01-listen";
 const LISTEN_HANGS: &str = "listen should return as soon as the socket is bound. \
      Does it call accept() or loop? Accepting connections is lesson 2.";
 
+/// How long a call that waits for nothing (binding, asking an address) may
+/// take before the check calls it a hang: it takes microseconds. Shorter than
+/// the usual deadline, so that a hang in the first step is explained within 2 s.
+const QUICK: Duration = Duration::from_millis(1000);
+
+/// Runs `code`, a call of the student's that waits for nothing, and returns
+/// what it returned. A hang fails the step after [`QUICK`]; a panic fails it too.
+fn run_quick<T: Send + 'static>(
+    step: &Step,
+    call: &str,
+    hang_hint: &str,
+    code: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let (done, returned) = mpsc::channel();
+    let running = bounded::start(step, call, move || {
+        let value = code();
+        let _ = done.send(());
+        value
+    });
+    // A panic drops `done` (Disconnected): `finish` below reports it.
+    if let Err(RecvTimeoutError::Timeout) = returned.recv_timeout(QUICK) {
+        step.note_waited_out();
+        step.report()
+            .expected(&format!("{call} to return at once"))
+            .got(&format!(
+                "still running after {} s: it hangs",
+                QUICK.as_secs_f32()
+            ))
+            .observed(hang_hint)
+            .fail();
+    }
+    running.finish(step, hang_hint)
+}
+
 /// Calls the student's `listen(addr)`, with a deadline.
 fn call_listen(step: &Step, addr: &str) -> anyhow::Result<TcpListener> {
     let owned = addr.to_string();
-    bounded::run(
+    run_quick(
         step,
         &format!("listen({addr:?})"),
         LISTEN_HANGS,
         move || listen(&owned),
     )
+}
+
+/// Calls the student's `bound_address(&listener)`, with a deadline.
+fn call_bound_address(step: &Step, listener: TcpListener) -> SocketAddr {
+    let reported = run_quick(
+        step,
+        "bound_address(&listener)",
+        "bound_address only asks the listener; it waits for nothing.",
+        move || bound_address(&listener),
+    );
+    step.ok("bound_address(&listener)", reported)
+}
+
+/// The address of a listener the student's code returned, for a report.
+fn where_bound(listener: &TcpListener) -> String {
+    match listener.local_addr() {
+        Ok(addr) => format!("Ok(a listener bound to {addr})"),
+        Err(error) => format!("Ok(a listener whose address is unknown: {error})"),
+    }
+}
+
+/// True when this machine has an IPv6 loopback address to listen on.
+fn has_ipv6_loopback() -> bool {
+    let usable = TcpListener::bind("[::1]:0").is_ok();
+    if !usable {
+        eprintln!("note: this machine has no IPv6 loopback (::1), so the IPv6 part is skipped.");
+    }
+    usable
+}
+
+/// An error in words: its message, and the kind of `io::Error` under it.
+fn describe_error(error: &anyhow::Error) -> String {
+    match io_error_kind(error) {
+        Some(kind) => format!(
+            "the error {:?} (an io::Error of kind {kind:?} inside)",
+            format!("{error:#}")
+        ),
+        None => format!(
+            "the error {:?}, with no io::Error inside",
+            format!("{error:#}")
+        ),
+    }
 }
 
 /// Fails the step unless a client can connect to `addr`.
@@ -36,6 +115,25 @@ fn expect_connectable(step: &Step, addr: SocketAddr) {
     }
 }
 
+/// Calls `listen(addr)` and fails unless it gives a listener bound to `wanted`
+/// that a client can reach.
+fn expect_listening_on(step: &Step, addr: &str, wanted: impl Fn(SocketAddr) -> bool, what: &str) {
+    let call = format!("listen({addr:?})");
+    let listener = step.ok(&call, call_listen(step, addr));
+    let actual = listener
+        .local_addr()
+        .expect("a bound listener has an address");
+    if !wanted(actual) {
+        step.report()
+            .did(&format!("called {call}"))
+            .expected(&format!("a listener bound to {what}"))
+            .got(&format!("a listener bound to {actual}"))
+            .hint("pass `addr` to TcpListener::bind unchanged: no fixed IP address (like 0.0.0.0 or 127.0.0.1) or port, and no address you build yourself.")
+            .fail();
+    }
+    expect_connectable(step, actual);
+}
+
 #[test]
 fn step_1_listen_on_the_address_you_are_given() {
     let step = Step::new(
@@ -43,20 +141,12 @@ fn step_1_listen_on_the_address_you_are_given() {
         CHAPTER,
     );
     let wanted = peer::unused_address();
-    let call = format!("listen({:?})", wanted.to_string());
-    let listener = step.ok(&call, call_listen(&step, &wanted.to_string()));
-    let actual = listener
-        .local_addr()
-        .expect("a bound listener has an address");
-    if actual != wanted {
-        step.report()
-            .did(&format!("called {call}"))
-            .expected(&format!("a listener bound to {wanted}"))
-            .got(&format!("a listener bound to {actual}"))
-            .hint("pass `addr` to TcpListener::bind unchanged: no fixed IP address (like 0.0.0.0) or port.")
-            .fail();
-    }
-    expect_connectable(&step, actual);
+    expect_listening_on(
+        &step,
+        &wanted.to_string(),
+        |actual| actual == wanted,
+        &wanted.to_string(),
+    );
 }
 
 #[test]
@@ -65,49 +155,44 @@ fn step_2_listen_on_ipv6_loopback_too() {
         "step 2: listen on an IPv6 address, [::1]:0, as well",
         CHAPTER,
     );
-    if TcpListener::bind("[::1]:0").is_err() {
-        eprintln!("note: this machine has no IPv6 loopback, so step 2 has nothing to check.");
+    if !has_ipv6_loopback() {
         return;
     }
-    let listener = step.ok("listen(\"[::1]:0\")", call_listen(&step, "[::1]:0"));
+    expect_listening_on(
+        &step,
+        "[::1]:0",
+        |actual| actual.is_ipv6() && actual.ip().is_loopback(),
+        "the IPv6 loopback address ::1",
+    );
+}
+
+/// Listens on `addr` and fails unless bound_address reports the listener's
+/// real address.
+fn expect_reported(step: &Step, addr: &str) {
+    let listener = step.ok(&format!("listen({addr:?})"), call_listen(step, addr));
     let actual = listener
         .local_addr()
         .expect("a bound listener has an address");
-    if !actual.ip().is_loopback() || !actual.is_ipv6() {
+    let reported = call_bound_address(step, listener);
+    if reported != actual {
         step.report()
-            .did("called listen(\"[::1]:0\")")
-            .expected("a listener on the IPv6 loopback address ::1")
-            .got(&format!("a listener bound to {actual}"))
-            .hint("pass `addr` to TcpListener::bind as it is: it understands IPv4 and IPv6.")
+            .did(&format!("called listen({addr:?}), then bound_address(&listener)"))
+            .expected(&format!("{actual}, the address the OS gave the listener"))
+            .got(&format!("{reported}"))
+            .hint("the address you asked for says port 0, and may not be IPv4: ask the listener instead (TcpListener::local_addr), and build no address yourself.")
             .fail();
     }
-    expect_connectable(&step, actual);
 }
 
 #[test]
 fn step_3_report_the_port_the_os_picked() {
     let step = Step::new(
-        "step 3: bound_address tells which port the OS picked for port 0",
+        "step 3: bound_address tells which port the OS picked for port 0, on IPv4 and IPv6",
         CHAPTER,
     );
-    let listener = step.ok("listen(\"127.0.0.1:0\")", call_listen(&step, "127.0.0.1:0"));
-    let actual = listener
-        .local_addr()
-        .expect("a bound listener has an address");
-    let reported = bounded::run(
-        &step,
-        "bound_address(&listener)",
-        "bound_address only asks the listener.",
-        move || bound_address(&listener),
-    );
-    let reported = step.ok("bound_address(&listener)", reported);
-    if reported != actual {
-        step.report()
-            .did("called listen(\"127.0.0.1:0\"), then bound_address(&listener)")
-            .expected(&format!("{actual}, the address the OS gave the listener"))
-            .got(&format!("{reported}"))
-            .hint("the address you asked for says port 0; ask the listener instead: TcpListener::local_addr.")
-            .fail();
+    expect_reported(&step, "127.0.0.1:0");
+    if has_ipv6_loopback() {
+        expect_reported(&step, "[::1]:0");
     }
 }
 
@@ -118,24 +203,41 @@ fn step_4_an_address_in_use_is_an_error_that_names_it() {
         CHAPTER,
     );
     let (_taken, addr) = peer::address_in_use();
-    let outcome = call_listen(&step, &addr);
-    let Err(error) = outcome else {
-        step.report()
-            .did(&format!(
-                "the check listened on {addr} itself, then called listen({addr:?})"
-            ))
+    let did = format!("the check listened on {addr} itself, then called listen({addr:?})");
+    let error = match call_listen(&step, &addr) {
+        Err(error) => error,
+        Ok(listener) => step
+            .report()
+            .did(&did)
             .expected("an error: address in use")
-            .got("Ok(a listener)")
-            .hint("pass `addr` to TcpListener::bind unchanged, and return its error with ?.")
-            .fail()
+            .got(&where_bound(&listener))
+            .hint("pass `addr` to TcpListener::bind unchanged, return its error, and fall back to no other address.")
+            .fail(),
     };
-    let message = format!("{error:#}");
-    if io_error_kind(&error) != Some(std::io::ErrorKind::AddrInUse) || !message.contains(&addr) {
+    match io_error_kind(&error) {
+        Some(ErrorKind::AddrInUse) => {}
+        None => step
+            .report()
+            .did(&did)
+            .expected("bind's io::Error (kind AddrInUse) kept inside your error, so that the program can advise what to try")
+            .got(&describe_error(&error))
+            .hint("map_err(|e| anyhow!(\"...{e}\")) turns the io::Error into text and loses its kind. \
+                   anyhow's context methods add your words and keep the io::Error inside.")
+            .fail(),
+        Some(kind) => step
+            .report()
+            .did(&did)
+            .expected("an io::Error of kind AddrInUse")
+            .got(&describe_error(&error))
+            .hint(hint_for_kind(kind).unwrap_or("bind the address you are given, and nothing else."))
+            .fail(),
+    }
+    if !format!("{error:#}").contains(&addr) {
         step.report()
-            .did(&format!("the check listened on {addr} itself, then called listen({addr:?})"))
-            .expected(&format!("an `address in use` error whose message contains {addr}"))
-            .got(&format!("{message:?}"))
-            .hint("keep bind's io::Error and add the address: .with_context(|| format!(\"could not listen on {addr}\")).")
+            .did(&did)
+            .expected(&format!("the error's message to name the address, {addr}"))
+            .got(&describe_error(&error))
+            .hint("bind's own message says only `Address already in use`: add which address, with anyhow's context methods.")
             .fail();
     }
 }
@@ -143,50 +245,68 @@ fn step_4_an_address_in_use_is_an_error_that_names_it() {
 #[test]
 fn step_5_a_malformed_address_is_an_error() {
     let step = Step::new(
-        "step 5: a malformed address is an error, not a panic",
+        "step 5: a malformed address is an error naming it, not a panic",
         CHAPTER,
     );
     // No port; a port above 65535, the highest there is (never a real one);
     // no address at all.
     for bad in ["127.0.0.1", "127.0.0.1:99999", "not an address"] {
-        let outcome = call_listen(&step, bad);
-        match outcome {
+        match call_listen(&step, bad) {
             Ok(listener) => step
                 .report()
                 .did(&format!("called listen({bad:?})"))
                 .expected("an error: that is not an IP:PORT address")
-                .got(&format!("a listener on {:?}", listener.local_addr()))
+                .got(&where_bound(&listener))
                 .hint("use the address you are given; do not fall back to another one.")
                 .fail(),
             Err(error) if !format!("{error:#}").contains(bad) => step
                 .report()
                 .did(&format!("called listen({bad:?})"))
-                .expected(&format!("an error whose message contains {bad:?}"))
-                .got(&format!("{:?}", format!("{error:#}")))
-                .hint(
-                    "name the address: .with_context(|| format!(\"could not listen on {addr}\")).",
-                )
+                .expected(&format!("the error's message to name the address, {bad:?}"))
+                .got(&describe_error(&error))
+                .hint("the error of a malformed address does not say which text was wrong: add the address, with anyhow's context methods.")
                 .fail(),
             Err(_) => {}
         }
     }
 }
 
-#[test]
-fn step_6_the_program_listens_until_stopped() {
-    let step = Step::new(
-        "step 6: the program prints `listening on ADDR` and keeps listening",
-        CHAPTER,
-    );
-    let mut server = Server::start(program!(), &["127.0.0.1:0"]);
-    let addr = server.listening_address(&step);
-    expect_connectable(&step, addr);
+/// Starts the program on `addr` and fails unless it prints where it listens
+/// (an address of the family asked for) and keeps listening after a client connected.
+fn expect_program_listens(step: &Step, addr: &str) {
+    let mut server = Server::start(program!(), &[addr]);
+    let printed = server.listening_address(step);
+    let asked: SocketAddr = addr.parse().expect("the check asks for an IP:PORT address");
+    if printed.ip() != asked.ip() || printed.port() == 0 {
+        server
+            .report(step)
+            .expected(&format!(
+                "`listening on {}`, with the port the OS picked",
+                addr.replace(":0", ":PORT")
+            ))
+            .got(&format!("`listening on {printed}`"))
+            .hint("main prints what bound_address returns: it must be the listener's own address.")
+            .fail();
+    }
+    expect_connectable(step, printed);
     if server.has_exited() {
         server
-            .report(&step)
+            .report(step)
             .expected("the program to keep listening after a client connected")
             .got("it exited")
             .fail();
+    }
+}
+
+#[test]
+fn step_6_the_program_listens_until_stopped() {
+    let step = Step::new(
+        "step 6: the program prints `listening on ADDR` and keeps listening, on IPv4 and IPv6",
+        CHAPTER,
+    );
+    expect_program_listens(&step, "127.0.0.1:0");
+    if has_ipv6_loopback() {
+        expect_program_listens(&step, "[::1]:0");
     }
 }
 
@@ -196,13 +316,24 @@ fn step_7_the_program_explains_an_address_in_use() {
         "step 7: the program explains an address in use in one line, exit code 1",
         CHAPTER,
     );
-    expect_address_in_use_explained(&step, program!(), &[]);
+    let (_taken, addr) = peer::address_in_use();
+    let finished = run(program!(), &[&addr], b"");
+    if finished.code.is_none() {
+        step.note_waited_out();
+        finished
+            .report(&step)
+            .expected("the program to stop at once, with exit code 1: the address is in use")
+            .got("it was still running, so the check stopped it")
+            .observed("your listen returned a listener although the address was taken: return bind's error instead of trying another address.")
+            .fail();
+    }
+    finished.expect_one_line_error(&step, &[&addr, "in use"]);
 }
 
 #[test]
 fn step_8_the_program_explains_a_bad_address() {
     let step = Step::new(
-        "step 8: the program explains a malformed address, exit code 1",
+        "step 8: the program explains a malformed address in one line naming it, exit code 1",
         CHAPTER,
     );
     run(program!(), &["localhost"], b"").expect_one_line_error(&step, &["localhost", "IP:PORT"]);

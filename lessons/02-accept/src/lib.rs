@@ -31,9 +31,13 @@ pub fn bound_address(listener: &TcpListener) -> Result<SocketAddr> {
 /// Waits for the next client to connect to `listener`, and returns the
 /// connection together with the client's address (its IP address and port).
 pub fn accept_one(listener: &TcpListener) -> Result<(TcpStream, SocketAddr)> {
-    // TODO: wait for a client with TcpListener::accept, which returns both the
-    // connection and the client's address. Add context to its error.
+    // TODO: wait until the next client connects (blocking: no client yet means
+    // wait), and return the connection to that client, untouched (it must carry
+    // bytes both ways: read, write and set nothing on it here), with the
+    // client's own address, IPv4 or IPv6 (not the listener's address).
+    // When accepting fails, return at once an error that says what failed and
+    // keeps the OS's io::Error inside: no panic, no retry (the caller decides).
     let _ = listener; // (remove once you use `listener`)
-    todo!("accept a connection: call listener.accept()")
+    todo!("accept the next client and return its connection and address (cargo hint 02 for help)")
 }
 // ANCHOR_END: accept_one

@@ -22,8 +22,13 @@ use anyhow::{Context, Result};
 ///
 /// When it fails (refused, malformed), the error names the address.
 pub fn dial(addr: &str) -> Result<TcpStream> {
-    // TODO: connect with TcpStream::connect, which looks up the name and tries
-    // every address it finds. Name `addr` in the error with .with_context(...).
-    todo!("dial {addr}: call std::net::TcpStream::connect(addr)")
+    // TODO: return a connection to exactly `addr`: an IP address (IPv4 or
+    // IPv6) or a name, trying every address the name stands for until one
+    // answers. Return it untouched (it must carry bytes both ways: read, write
+    // and set nothing on it here). When dialling fails (refused, malformed),
+    // return at once an error, never a panic or a retry: its message names
+    // `addr`, and it keeps the OS's io::Error inside, whose kind the program
+    // reads to advise.
+    todo!("dial {addr} and return the connection (cargo hint 03 for help)")
 }
 // ANCHOR_END: dial

@@ -28,15 +28,16 @@ use anyhow::{Context, Result, bail};
 /// If the client closes before a newline, whatever came is the message; if it
 /// closes before sending anything, the message is empty and nothing is written.
 pub fn server_turn(connection: &mut TcpStream) -> Result<Vec<u8>> {
-    // TODO: read the message, up to and including the newline, into a Vec<u8>.
-    // One read() may return only part of it: wrap the connection in a BufReader
-    // and call read_until(b'\n', ...), which keeps reading until the newline.
+    // TODO: read one message: the bytes up to and including the first newline,
+    // however many reads that takes (it may come in pieces), and not a byte of
+    // the next message. If the client closes before a newline, what came is
+    // the message; if it closes before sending anything, the message is empty.
+    // Keep the bytes exactly as they came: any bytes, not only UTF-8.
 
-    // TODO: write the message back with one write_all, and return it.
+    // TODO: write exactly those bytes back, in one go (nothing else, ever), and
+    // return them.
     let _ = connection; // (remove once you use `connection`)
-    todo!(
-        "read one message with BufReader::read_until(b'\\n', ...), then write it back with write_all"
-    )
+    todo!("read one message, write the same bytes back, and return them (cargo hint 04 for help)")
 }
 // ANCHOR_END: server_turn
 
@@ -47,13 +48,16 @@ pub fn server_turn(connection: &mut TcpStream) -> Result<Vec<u8>> {
 ///
 /// If the server closes the connection without replying, that is an error.
 pub fn client_turn(connection: &mut TcpStream, message: &[u8]) -> Result<Vec<u8>> {
-    // TODO: write the whole message with write_all.
+    // TODO: write the whole message, in one go, and nothing more.
 
-    // TODO: read the reply with BufReader::read_until(b'\n', ...). It returns
-    // Ok(0) when the server closed without replying: return an error then (bail!).
+    // TODO: then read the reply: the bytes up to and including its newline,
+    // whatever its length (an answer need not be as long as the question),
+    // however late and in however many pieces it comes, kept exactly as they
+    // came, and return them. If the server closes without replying (end of
+    // file before a single byte), return an error that says so.
     let _ = connection; // (remove once you use `connection`)
     todo!(
-        "send the {} bytes of the message with write_all, then read the reply with BufReader::read_until(b'\\n', ...)",
+        "send the {} bytes of the message, then read and return the reply (cargo hint 04 for help)",
         message.len()
     )
 }

@@ -50,17 +50,20 @@ pub enum Message {
 // ANCHOR: read_message
 /// Reads the next message from `reader`, reading at most MAX_MESSAGE bytes.
 pub fn read_message(reader: &mut impl BufRead) -> Result<Message> {
-    // TODO: read up to and including the next newline into a Vec<u8>, but never
-    // more than MAX_MESSAGE bytes: reader.take(MAX_MESSAGE as u64) gives a reader
-    // that stops there, and read_until(b'\n', ...) on it reads to the newline.
+    // TODO: read the next message: its bytes up to and including the next
+    // newline, exactly as they came (they need not be text). Never read more
+    // than MAX_MESSAGE bytes for one message, newline or not: the limit must
+    // stop the reading itself, not be checked once everything is in memory.
+    // Each message has the whole limit to itself.
     //
-    // TODO: then say what you found:
-    //   nothing at all (0 bytes)                    -> Message::End
-    //   bytes that end with b'\n'                   -> Message::Line(bytes)
-    //   MAX_MESSAGE bytes and no newline            -> Message::TooLong
-    //   fewer bytes and no newline (end of file)    -> Message::Tail(bytes)
+    // TODO: then say what you found, one of the protocol's four cases:
+    //   nothing at all: the client has hung up       -> Message::End
+    //   bytes ending with the newline                -> Message::Line(bytes)
+    //   MAX_MESSAGE bytes and still no newline       -> Message::TooLong
+    //   fewer bytes, no newline, then end of file    -> Message::Tail(bytes)
+    // A read that fails is an error (Err), with the io::Error kept inside.
     let _ = reader; // (remove once you use `reader`)
-    todo!("read at most MAX_MESSAGE bytes with reader.take(..).read_until(b'\\n', ..)")
+    todo!("read one message, at most MAX_MESSAGE bytes of it (cargo hint 05 for help)")
 }
 // ANCHOR_END: read_message
 
@@ -70,23 +73,25 @@ pub fn read_message(reader: &mut impl BufRead) -> Result<Message> {
 /// the connection). A message that is too long gets TOO_LONG_REPLY, and ends
 /// the connection too, gently.
 pub fn serve_connection(connection: TcpStream) -> Result<()> {
-    // TODO: read from the connection through one BufReader, kept for the
-    // whole connection (it keeps bytes that arrived early for the next turn),
-    // and write to the same connection. Both can borrow the one connection,
-    // as a &TcpStream reads and writes too: then each client costs the server
-    // one file descriptor, where try_clone() would cost two.
+    // TODO: serve this client turn after turn, until it hangs up. Read each
+    // message with read_message, through one buffered reader that lives as
+    // long as the connection: bytes that arrive early belong to the next
+    // message. (A &TcpStream reads and writes too: one connection serves for
+    // both, and each client costs the server one file descriptor.)
     //
-    // TODO: loop, and in each turn read_message(&mut reader)? and match on it:
-    //   Line(bytes) or Tail(bytes): write the bytes back with one write_all,
-    //       and narrate it: read N bytes from PEER, wrote N bytes back
-    //       (narrate, given below; PEER is peer_name(&connection));
-    //   End: the client is done: return Ok(()). Returning drops the
-    //       connection, which closes it.
-    //   TooLong: write TOO_LONG_REPLY back, then end the connection with
-    //       close_gently(connection) (given, below), so that the error line
-    //       reaches a client that is still sending, and return its result.
+    // TODO: answer each message before reading the next:
+    //   a Line or a Tail: write exactly those bytes back, whole, and narrate
+    //       it in one line: read N bytes from PEER, wrote N bytes back
+    //       (narrate and peer_name are given below);
+    //   End: the client has hung up: return Ok(()); the connection closes.
+    //   TooLong: instead of an echo, TOO_LONG_REPLY; then end the connection
+    //       with close_gently (given below) and return its result, so that
+    //       the error line reaches a client that is still sending.
+    // An error (a client that reset the connection, a failed write) goes up
+    // to the caller as it is, context added if you like: never replaced by
+    // another error, never turned into Ok.
     let _ = connection; // (remove once you use `connection`)
-    todo!("echo messages until read_message says Message::End")
+    todo!("echo each message until the client hangs up (cargo hint 05 for help)")
 }
 // ANCHOR_END: serve_connection
 
@@ -192,11 +197,15 @@ impl Client {
     /// up to and including its newline, and returns it. If the server has
     /// closed the connection instead of replying, that is an error.
     pub fn turn(&mut self, message: &[u8]) -> Result<Vec<u8>> {
-        // TODO: write the whole message with self.writer.write_all, then read the
-        // reply with self.reader.read_until(b'\n', ...). If that reads 0 bytes,
-        // the server has closed the connection: return an error (bail!).
+        // TODO: send the whole message; then wait for the reply and return it:
+        // every byte up to and including its newline, exactly, whatever its
+        // length (longer or shorter than the message), however late and in
+        // however many pieces it comes. Read it through self.reader, this
+        // connection's one buffer: it may already hold the reply.
+        // If the server has closed instead of replying (end of file, no
+        // bytes at all), return an error that says so.
         todo!(
-            "send {} bytes, then read the reply up to its newline",
+            "send {} bytes, then return the reply up to its newline (cargo hint 05 for help)",
             message.len()
         )
     }
@@ -208,13 +217,13 @@ impl Client {
     /// so the server reads end of file, then reads everything the server still
     /// sends until it closes, and returns that.
     pub fn finish(self, last: &[u8]) -> Result<Vec<u8>> {
-        // TODO: take the client apart to own its two halves:
-        //     let Client { mut reader, mut writer } = self;
-        // then write `last` with write_all; then writer.shutdown(Shutdown::Write),
-        // so the server reads end of file; then read everything that is left
-        // with reader.read_to_end, and return it.
+        // TODO: hang up politely: send `last` exactly (maybe nothing; add no
+        // newline), then shut down only the sending side, so that the server
+        // reads end of file and can still answer. Then read everything the
+        // server still sends, until it closes, and return those bytes (they
+        // need not be text).
         todo!(
-            "send the last {} bytes, shut down writing, read to the end",
+            "send the last {} bytes, half-close, read to the end (cargo hint 05 for help)",
             last.len()
         )
     }
