@@ -21,7 +21,6 @@
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::ExitCode;
-use std::thread;
 use std::time::{Duration, Instant};
 
 /// How long one connect and its first echo may take, and how long the echoes
@@ -216,7 +215,7 @@ impl std::fmt::Display for Results {
         let ms = |latency: Duration| latency.as_secs_f64() * 1000.0;
         write!(
             f,
-            "{:.0} round trips/s, p99 {:.2} ms, p50 {:.2} ms, fewest round trips by one client {}",
+            "{:.0} round trips/s, p99 {:.3} ms, p50 {:.3} ms, fewest round trips by one client {}",
             self.round_trips_per_second,
             ms(self.p99),
             ms(self.p50),
@@ -237,14 +236,12 @@ fn take_turns(clients: &mut [Client], duration: Duration) -> Result<Results, Str
     let mut latencies = Vec::new();
     let mut in_time = 0;
     loop {
-        let mut progressed = false;
         let now = Instant::now();
         for client in clients.iter_mut() {
             let Some(latency) = client.go_on()? else {
                 continue;
             };
             latencies.push(latency);
-            progressed = true;
             if now < deadline {
                 in_time += 1;
                 client.start_turn()?;
@@ -258,11 +255,6 @@ fn take_turns(clients: &mut [Client], duration: Duration) -> Result<Results, Str
             return Err(format!(
                 "{missing} echoes did not come back within {LAST_ECHOES_TIMEOUT:?} of the end"
             ));
-        }
-        if !progressed {
-            // Nothing arrived this time round: let another thread run, in
-            // case the server shares this core.
-            thread::yield_now();
         }
     }
     latencies.sort();

@@ -97,7 +97,7 @@ impl<T> Running<T> {
             Ok(Ok(value)) => step
                 .report()
                 .expected(&format!("{} to wait for {waits_for}", self.call))
-                .got(&format!("it returned at once: {value:?}"))
+                .got(&format!("it returned at once: {}", short_debug(&value)))
                 .hint(hint)
                 .fail(),
         }
@@ -139,5 +139,16 @@ pub(crate) fn panic_text(panic: &(dyn Any + Send)) -> String {
         text.clone()
     } else {
         "(a panic without a message)".to_string()
+    }
+}
+
+/// A value's `Debug`, cut to its first line and 300 characters: an error's
+/// `Debug` can hold a whole backtrace.
+fn short_debug(value: &impl std::fmt::Debug) -> String {
+    let text = format!("{value:?}");
+    let first_line = text.lines().next().unwrap_or_default();
+    match first_line.char_indices().nth(300) {
+        Some((cut, _)) => format!("{}...", &first_line[..cut]),
+        None => first_line.to_string(),
     }
 }

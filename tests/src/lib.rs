@@ -28,7 +28,7 @@ use std::time::Duration;
 ///
 /// It is short so that a wrong answer is explained within 2 s, and long enough
 /// for a loaded machine: every event a check waits for takes microseconds.
-pub const DEADLINE: Duration = Duration::from_millis(1500);
+pub const DEADLINE: Duration = Duration::from_millis(1200);
 
 /// How long a check waits for a lesson's program to start up, or to finish.
 pub const START_DEADLINE: Duration = DEADLINE;

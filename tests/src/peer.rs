@@ -74,7 +74,7 @@ impl Peer {
                 .report()
                 .did(&format!("the check connected to your server at {addr}"))
                 .got(&format!("an error: {error}"))
-                .hint(hint_for_kind(error.kind()).unwrap_or("is your server listening?"))
+                .hint(hint_for_connect(&error))
                 .fail(),
         }
     }
@@ -216,6 +216,17 @@ impl Peer {
             End::Failed(kind) => self.transcript.add(format!("check   read failed: {kind}")),
         }
     }
+}
+
+/// The hint for a connection the check could not make.
+fn hint_for_connect(error: &std::io::Error) -> &'static str {
+    // EMFILE (24 on Linux and macOS) has no ErrorKind of its own in stable Rust.
+    if error.raw_os_error() == Some(24) {
+        return "too many open files: this process reached its limit of file descriptors \
+                (every connection is one). Raise it for this shell, for instance \
+                `ulimit -n 1024`, and run the checks again.";
+    }
+    hint_for_kind(error.kind()).unwrap_or("is your server listening?")
 }
 
 fn is_timeout(error: &std::io::Error) -> bool {

@@ -27,19 +27,20 @@ use anyhow::{Context, Result, bail};
 /// accept is reported on stderr, and the server waits a little (Backoff),
 /// then goes on.
 pub fn serve_concurrently(listener: TcpListener) -> Result<()> {
-    // TODO: loop for ever, and in each turn:
-    //   - accept the next client with accept_one(&listener);
-    //   - on Ok((connection, peer)): eprintln!("accepted {peer}"), then start a
-    //     thread for it: thread::spawn(move || serve_client(connection, peer)).
-    //     Do not wait for (join) the thread: go straight back to accepting;
-    //   - on Err(error): say so on stderr, with how long the server will wait,
-    //     then wait that long and go on. A Backoff (given, below), made once
-    //     before the loop, says how long: the waits grow while accept keeps
-    //     failing, so the server does not spin and its output stays short; a
-    //     successful accept starts them over. Never return the error with `?`:
-    //     one failed accept must not stop the server.
+    // TODO: serve every client that connects, for ever.
+    //   - Each client accepted is said on stderr as `accepted PEER` (the
+    //     narration the program and the book show), then served by
+    //     serve_client (given) on a thread of its own, while the server goes
+    //     straight back to accepting: it never waits for a client's thread,
+    //     so an idle client never keeps another waiting.
+    //   - A failed accept is reported on stderr, with its cause, and is not
+    //     the end of the server: it waits before the next try as long as a
+    //     Backoff (given, one for the whole loop) says, longer while accept
+    //     keeps failing and short again once one works, so that a server out
+    //     of files neither spins nor floods its log.
+    //   - Nothing ends the loop: not a failed accept, not one client's error.
     let _ = listener; // (remove once you use `listener`)
-    todo!("accept clients in a loop and serve each on its own thread (std::thread::spawn)")
+    todo!("accept clients for ever and serve each on a thread of its own (cargo hint 06 for help)")
 }
 // ANCHOR_END: serve_concurrently
 
