@@ -255,7 +255,7 @@ fn is_too_many_open_files(error: &std::io::Error) -> bool {
 #[test]
 fn step_01_one_client_is_served() {
     let step = Step::new(
-        "step 1: serve_concurrently echoes a client's messages, bytes exact",
+        "step 1: serve_concurrently echoes a client's messages, bytes exact, and waits without spinning",
         CHAPTER,
     );
     let (addr, server) = start_server(&step);
@@ -282,6 +282,8 @@ fn step_01_one_client_is_served() {
             .fail();
     }
     expect_still_serving(&step, &server, Duration::ZERO, RETURNED);
+    #[cfg(target_os = "linux")]
+    expect_no_spinning(&step);
 }
 
 #[test]
@@ -620,6 +622,52 @@ fn step_10_the_server_program_serves_clients_at_once() {
         ),
         "each client's thread runs serve_client, whose serve_connection narrates each echo.",
     );
+}
+
+/// Fails if serve_concurrently keeps a processor busy while its client says
+/// nothing: an accept loop that spins (a non-blocking listener tried again and
+/// again) works, but burns a whole core for nothing. Step 1 runs first in the
+/// checks' process, so the process's own processor time is the server's.
+#[cfg(target_os = "linux")]
+fn expect_no_spinning(step: &Step) {
+    const WATCH: Duration = Duration::from_millis(250);
+    let Some(before) = process_cpu_ticks() else {
+        return; // no /proc here: nothing to measure
+    };
+    // Watching for a while: a measurement, not a wait for an event.
+    thread::sleep(WATCH);
+    let Some(after) = process_cpu_ticks() else {
+        return;
+    };
+    let busy_ms = (after - before) * 10;
+    if busy_ms > 80 {
+        step.report()
+            .did(&format!(
+                "watched serve_concurrently for {} ms while its client said nothing",
+                WATCH.as_millis()
+            ))
+            .expected("it waits without using the processor (under 80 ms of CPU)")
+            .got(&format!("it used about {busy_ms} ms of CPU"))
+            .hint(
+                "a blocking accept waits without using the processor. A loop that tries \
+                 again at once, for instance on a non-blocking listener's WouldBlock, keeps \
+                 a core busy for nothing: let accept block, and back off only after a failure.",
+            )
+            .fail();
+    }
+}
+
+/// The processor time this process has used so far, in clock ticks
+/// (hundredths of a second), from /proc (Linux only).
+#[cfg(target_os = "linux")]
+fn process_cpu_ticks() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // After the command name (which may hold spaces), utime and stime are
+    // the 12th and 13th fields.
+    let fields: Vec<&str> = stat.rsplit(')').next()?.split_whitespace().collect();
+    let user: u64 = fields.get(11)?.parse().ok()?;
+    let system: u64 = fields.get(12)?.parse().ok()?;
+    Some(user + system)
 }
 
 /// True if `line` says a connection was reset: "Connection reset by peer"
