@@ -163,12 +163,48 @@ fn step_1_accept_waits_for_a_client() {
 #[test]
 fn step_2_accept_two_clients_in_a_row() {
     let step = Step::new(
-        "step 2: two clients in a row are each accepted, each with its own address",
+        "step 2: clients are accepted one a call, in the order they came, each with its own address",
         CHAPTER,
     );
     let (listener, addr) = check_listener("127.0.0.1:0");
     let _first = accept_and_compare(&step, &listener, addr);
     let _second = accept_and_compare(&step, &listener, addr);
+    // Two clients waiting at once: each call takes the one that came first.
+    let older = Peer::connect(&step, addr);
+    let newer = Peer::connect(&step, addr);
+    step.transcript().add(format!(
+        "check   two clients wait: {} came first, then {}",
+        older.local_addr(),
+        newer.local_addr()
+    ));
+    for (call, client) in [("first", &older), ("second", &newer)] {
+        let accepting = start_accept(&step, &listener);
+        let (connection, peer) = step.ok(
+            "accept_one(&listener)",
+            finish_quickly(&step, accepting, QUICK, ACCEPT_HANGS),
+        );
+        if peer == newer.local_addr() && call == "first" {
+            step.report()
+                .did(&format!(
+                    "two clients connected, {} first, then {}, before the check called \
+                     accept_one(&listener)",
+                    older.local_addr(),
+                    newer.local_addr()
+                ))
+                .expected(&format!(
+                    "the client that came first, {}: each call takes the next one waiting",
+                    older.local_addr()
+                ))
+                .got(&format!("{peer}, the client that came second"))
+                .hint(
+                    "call accept once and return what it gives: the client that has waited \
+                     longest. Do not take the others waiting: each later call of accept_one \
+                     gets its own.",
+                )
+                .fail();
+        }
+        expect_peer(&step, client, peer, &connection);
+    }
 }
 
 /// Reads one line from `connection` on a thread of the check's own, as the
@@ -287,13 +323,43 @@ fn expect_writable(step: &Step, client: &mut Peer, connection: &mut TcpStream) {
 #[test]
 fn step_3_the_connection_works_both_ways() {
     let step = Step::new(
-        "step 3: the connection accept_one returns carries bytes both ways, exactly",
+        "step 3: the connection accept_one returns carries bytes both ways, exactly, with no timeout set",
         CHAPTER,
     );
     let (listener, addr) = check_listener("127.0.0.1:0");
     let (mut client, mut connection) = accept_and_compare(&step, &listener, addr);
     expect_readable(&step, &mut client, &connection);
     expect_writable(&step, &mut client, &mut connection);
+    expect_no_timeouts(&step, &connection);
+}
+
+/// The connection accept_one returned must have no read or write timeout:
+/// a timeout is the server's decision, made where it reads or writes.
+fn expect_no_timeouts(step: &Step, connection: &TcpStream) {
+    let timeouts = [
+        ("read", connection.read_timeout()),
+        ("write", connection.write_timeout()),
+    ];
+    for (which, timeout) in timeouts {
+        let got = match timeout {
+            Ok(None) => continue,
+            Ok(Some(wait)) => format!("a {which} timeout of {} s", wait.as_secs_f32()),
+            Err(error) => format!("no answer: {error}"),
+        };
+        step.report()
+            .did(&format!(
+                "asked the connection accept_one returned for its {which} timeout \
+                 (TcpStream::{which}_timeout)"
+            ))
+            .expected("none: the connection as accept() gave it")
+            .got(&got)
+            .hint(
+                "accept_one only accepts: set nothing on the connection. With a read timeout, \
+                 a client that is slow, not gone, loses its connection; how long to wait is \
+                 the server's decision, made where it reads (lesson 7).",
+            )
+            .fail();
+    }
 }
 
 #[test]

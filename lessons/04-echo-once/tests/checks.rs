@@ -532,6 +532,63 @@ fn step_06_the_server_handles_a_client_that_sends_nothing() {
     }
 }
 
+/// Makes the check's `client` vanish like a crashed client: it closes with a
+/// byte unread, and closing a socket with unread bytes makes the OS reset the
+/// connection. The byte is written through `yours`, a copy of your end.
+fn vanish(step: &Step, client: TcpStream, yours: &mut TcpStream) {
+    yours
+        .write_all(b"?")
+        .expect("the check could not write through its copy of your end");
+    // Wait (bounded) until the byte is there, unread, so that the close resets.
+    let _ = client.set_read_timeout(Some(REPLY_WAIT));
+    let _ = client.peek(&mut [0u8; 1]);
+    step.transcript().add(
+        "check   vanished: closed with a byte unread (a reset), like a crashed client".to_string(),
+    );
+    drop(client);
+}
+
+#[test]
+fn step_07_the_server_reports_a_client_that_vanishes() {
+    let step = Step::new(
+        "step 7: server_turn returns an error, not a panic, when the client resets the connection",
+        CHAPTER,
+    );
+    let (mut client, connection) = connection_pair();
+    step.transcript()
+        .add("check   connected to you (server_turn)".to_string());
+    let mut yours = connection
+        .try_clone()
+        .expect("the check could not clone its socket");
+    let turn = Turn::start(
+        &step,
+        "server_turn(&mut connection)",
+        connection,
+        server_turn,
+    );
+    step.transcript()
+        .add(format!("check → you   {}", show(b"half a mess")));
+    let _ = client.write_all(b"half a mess");
+    vanish(&step, client, &mut yours);
+    let outcome = turn.finish(
+        &step,
+        "a reset makes the read fail at once: return that error instead of reading on.",
+    );
+    if let Ok(message) = outcome {
+        step.report()
+            .did("the check's client sent half a message, then reset the connection")
+            .expected("an error: the read failed (connection reset)")
+            .got(&format!("Ok({})", show(&message)))
+            .hint(
+                "a reset is not an end of file: the read fails, and server_turn returns that \
+                 error (the server then serves its next client). Let it out with `?`, \
+                 context added if you like; never ignore it, and never unwrap or expect it: \
+                 a panic would take the whole server down for one client's crash.",
+            )
+            .fail();
+    }
+}
+
 /// Runs your client_turn with `message` on a fresh connection, whose server
 /// end the check holds.
 fn start_client_turn(step: &Step, message: &'static [u8]) -> (CheckEnd, Turn) {
@@ -605,9 +662,9 @@ fn client_turn_answered(step: &Step, message: &'static [u8], reply: &[u8], hint:
 }
 
 #[test]
-fn step_07_the_client_sends_and_reads_the_reply() {
+fn step_08_the_client_sends_and_reads_the_reply() {
     let step = Step::new(
-        "step 7: client_turn sends the message, then returns the reply",
+        "step 8: client_turn sends the message, then returns the reply",
         CHAPTER,
     );
     client_turn_answered(
@@ -619,9 +676,9 @@ fn step_07_the_client_sends_and_reads_the_reply() {
 }
 
 #[test]
-fn step_08_the_client_keeps_bytes_exact() {
+fn step_09_the_client_keeps_bytes_exact() {
     let step = Step::new(
-        "step 8: client_turn keeps any bytes exactly, both ways, to the very last byte",
+        "step 9: client_turn keeps any bytes exactly, both ways, to the very last byte",
         CHAPTER,
     );
     let hint = "Keep the message and the reply as bytes (Vec<u8>): a String, read_line or \
@@ -634,9 +691,9 @@ fn step_08_the_client_keeps_bytes_exact() {
 }
 
 #[test]
-fn step_09_the_client_reads_a_reply_of_any_length() {
+fn step_10_the_client_reads_a_reply_of_any_length() {
     let step = Step::new(
-        "step 9: client_turn reads the reply up to its newline, longer or shorter than the message",
+        "step 10: client_turn reads the reply up to its newline, longer or shorter than the message",
         CHAPTER,
     );
     let hint = "The reply ends at its newline, not after as many bytes as you sent.";
@@ -650,9 +707,9 @@ fn step_09_the_client_reads_a_reply_of_any_length() {
 }
 
 #[test]
-fn step_10_the_client_waits_for_a_late_reply_in_pieces() {
+fn step_11_the_client_waits_for_a_late_reply_in_pieces() {
     let step = Step::new(
-        "step 10: client_turn waits for the whole reply, even when it comes late and in pieces",
+        "step 11: client_turn waits for the whole reply, even when it comes late and in pieces",
         CHAPTER,
     );
     let (mut server, turn) = start_client_turn(&step, b"ping\n");
@@ -678,9 +735,9 @@ fn step_10_the_client_waits_for_a_late_reply_in_pieces() {
 }
 
 #[test]
-fn step_11_the_client_reports_a_server_that_closes_without_replying() {
+fn step_12_the_client_reports_a_server_that_closes_without_replying() {
     let step = Step::new(
-        "step 11: client_turn is an error when the server closes without replying",
+        "step 12: client_turn is an error when the server closes without replying",
         CHAPTER,
     );
     let (mut server, turn) = start_client_turn(&step, b"anyone there?\n");
@@ -752,9 +809,9 @@ fn expect_program_echo(step: &Step, server: &mut Server, addr: SocketAddr, messa
 }
 
 #[test]
-fn step_12_the_server_program_echoes_one_message_per_connection() {
+fn step_13_the_server_program_echoes_one_message_per_connection() {
     let step = Step::new(
-        "step 12: `server` echoes one message on each connection, says so, and closes it",
+        "step 13: `server` echoes one message on each connection, says so, and closes it",
         CHAPTER,
     );
     for listen_on in ["127.0.0.1:0", "[::1]:0"] {
@@ -858,9 +915,9 @@ fn expect_client_program(step: &Step, listen_on: &str, stdin: &[u8], line: &[u8]
 }
 
 #[test]
-fn step_13_the_client_program_sends_a_line_and_prints_the_reply() {
+fn step_14_the_client_program_sends_a_line_and_prints_the_reply() {
     let step = Step::new(
-        "step 13: `client` sends one line of stdin, newline added, and prints the reply",
+        "step 14: `client` sends one line of stdin, newline added, and prints the reply",
         CHAPTER,
     );
     expect_client_program(
@@ -875,9 +932,9 @@ fn step_13_the_client_program_sends_a_line_and_prints_the_reply() {
 }
 
 #[test]
-fn step_14_the_client_program_explains_a_server_that_closes() {
+fn step_15_the_client_program_explains_a_server_that_closes() {
     let step = Step::new(
-        "step 14: `client` explains a server that closes without replying, exit code 1",
+        "step 15: `client` explains a server that closes without replying, exit code 1",
         CHAPTER,
     );
     let listener = TcpListener::bind("127.0.0.1:0").expect("the check could not listen");
@@ -900,9 +957,9 @@ fn step_14_the_client_program_explains_a_server_that_closes() {
 }
 
 #[test]
-fn step_15_the_client_program_explains_a_refused_connection() {
+fn step_16_the_client_program_explains_a_refused_connection() {
     let step = Step::new(
-        "step 15: `client` explains a refused connection in one line, exit code 1",
+        "step 16: `client` explains a refused connection in one line, exit code 1",
         CHAPTER,
     );
     let nowhere = unused_address().to_string();
@@ -999,9 +1056,9 @@ fn start_relay(step: &Step, listener: TcpListener, server: SocketAddr) -> Arc<Mu
 }
 
 #[test]
-fn step_16_your_client_talks_to_your_server() {
+fn step_17_your_client_talks_to_your_server() {
     let step = Step::new(
-        "step 16: your own seesaw: your `client` talks to your `server`",
+        "step 17: your own seesaw: your `client` talks to your `server`",
         CHAPTER,
     );
     let line = b"your own seesaw \xe2\x9a\x96 \xff\n";

@@ -9,7 +9,7 @@ use std::io::{BufReader, Cursor, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use lesson_05_echo_loop::{
     Client, MAX_MESSAGE, Message, TOO_LONG_REPLY, read_message, serve_connection,
@@ -520,7 +520,7 @@ impl QuickPeer {
 }
 
 // ---------------------------------------------------------------------------
-// serve_connection (steps 5 to 11): the check plays the client.
+// serve_connection (steps 5 to 12): the check plays the client.
 // ---------------------------------------------------------------------------
 
 /// Runs the student's serve_connection on the server end of a fresh connection.
@@ -711,6 +711,78 @@ fn step_07_the_server_echoes_the_tail_then_closes() {
     running.finish_ok(&step, SERVER_HANGS);
 }
 
+/// How many turns step 8 times on one connection.
+const TIMED_TURNS: usize = 20;
+
+/// How long those turns may take together. On one machine a turn takes well
+/// under a millisecond, even with every core busy; an echo written in two
+/// pieces makes most turns wait about 40 ms (Nagle's algorithm meets the
+/// client's delayed acknowledgement), and 20 such turns take more than this.
+const TIMED_TURNS_LIMIT: Duration = Duration::from_millis(400);
+
+/// A turn slower than this waited for something: one of Nagle's 40 ms.
+const SLOW_TURN: Duration = Duration::from_millis(20);
+
+const NAGLE_HINT: &str = "write each echo with one write_all of the whole message. Two \
+     small writes (say the text, then its newline) meet Nagle's algorithm: the OS holds \
+     the second until the client acknowledges the first, and the client delays its \
+     acknowledgement by up to 40 ms, hoping to send it with a reply. So every turn \
+     waits. See book/src/wire.md, \"Why a message is written at once\".";
+
+/// A duration in milliseconds, for a report: `41.3 ms`.
+fn millis(duration: Duration) -> String {
+    format!("{:.1} ms", duration.as_secs_f64() * 1000.0)
+}
+
+#[test]
+fn step_08_the_server_answers_each_turn_at_once() {
+    let step = Step::new(
+        "step 8: serve_connection answers at once: 20 turns on one connection take well under a second",
+        CHAPTER,
+    );
+    let (mut client, running) = start_server(&step);
+    let started = Instant::now();
+    let mut slow_turns = 0;
+    let mut slowest = Duration::ZERO;
+    for number in 1..=TIMED_TURNS {
+        let turn_started = Instant::now();
+        expect_echo(&step, &mut client, format!("turn {number}\n").as_bytes());
+        let took = turn_started.elapsed();
+        slowest = slowest.max(took);
+        if took > SLOW_TURN {
+            slow_turns += 1;
+        }
+        // Over the limit already: no need to wait for the other turns.
+        if started.elapsed() > TIMED_TURNS_LIMIT {
+            step.report()
+                .did(&format!(
+                    "{TIMED_TURNS} turns on one connection: the check sent a short message, \
+                     waited for its echo, and sent the next"
+                ))
+                .expected(&format!(
+                    "all {TIMED_TURNS} echoes within {} (a turn takes well under a millisecond here)",
+                    millis(TIMED_TURNS_LIMIT)
+                ))
+                .got(&format!(
+                    "{number} turns took {}: {slow_turns} of them over {}, the slowest {}",
+                    millis(started.elapsed()),
+                    millis(SLOW_TURN),
+                    millis(slowest)
+                ))
+                .hint(NAGLE_HINT)
+                .fail();
+        }
+    }
+    client.close_sending();
+    expect_then_closed(
+        &step,
+        &mut client,
+        b"",
+        "at end of file (Message::End), return: that closes the connection.",
+    );
+    running.finish_ok(&step, SERVER_HANGS);
+}
+
 /// Runs the student's serve_connection on the server end of a fresh
 /// connection, the check's end being a [`QuickPeer`].
 fn start_quick_server(step: &Step) -> (QuickPeer, Running<anyhow::Result<()>>) {
@@ -770,9 +842,9 @@ fn expect_refused(step: &Step, client: &mut QuickPeer, message: Vec<u8>) {
 }
 
 #[test]
-fn step_08_the_server_answers_a_message_too_long() {
+fn step_09_the_server_answers_a_message_too_long() {
     let step = Step::new(
-        "step 8: a message over MAX_MESSAGE gets one error line, then the connection ends",
+        "step 9: a message over MAX_MESSAGE gets one error line, then the connection ends",
         CHAPTER,
     );
     // One byte over the limit, no newline.
@@ -790,7 +862,7 @@ fn step_08_the_server_answers_a_message_too_long() {
 }
 
 /// After the error line the check hangs up; then end of file and nothing
-/// else may come. (A reset is step 10's business.)
+/// else may come. (A reset is step 11's business.)
 fn expect_nothing_more(step: &Step, client: &mut QuickPeer) {
     client.close_sending();
     let rest = client.read_to_close();
@@ -806,9 +878,9 @@ fn expect_nothing_more(step: &Step, client: &mut QuickPeer) {
 }
 
 #[test]
-fn step_09_the_server_keeps_the_limit_per_message() {
+fn step_10_the_server_keeps_the_limit_per_message() {
     let step = Step::new(
-        "step 9: serve_connection echoes messages up to MAX_MESSAGE bytes each, however many",
+        "step 10: serve_connection echoes messages up to MAX_MESSAGE bytes each, however many",
         CHAPTER,
     );
     let (mut client, running) = start_server(&step);
@@ -866,9 +938,9 @@ fn read_raw_to_end(step: &Step, stream: &mut TcpStream) -> Received {
 }
 
 #[test]
-fn step_10_the_error_line_survives_a_flood() {
+fn step_11_the_error_line_survives_a_flood() {
     let step = Step::new(
-        "step 10: a client still sending 1 MiB gets the error line and a clean end of file, no reset",
+        "step 11: a client still sending 1 MiB gets the error line and a clean end of file, no reset",
         CHAPTER,
     );
     // The check plays a client that writes a whole line before it reads
@@ -946,9 +1018,9 @@ const LINGER_HINT: &str = "after TOO_LONG_REPLY your server closed at once, with
      in lib.rs): it reads and throws away what still comes, until the client hangs up.";
 
 #[test]
-fn step_11_the_server_reports_a_client_that_vanishes() {
+fn step_12_the_server_reports_a_client_that_vanishes() {
     let step = Step::new(
-        "step 11: serve_connection returns the error when the client resets the connection",
+        "step 12: serve_connection returns the error when the client resets the connection, even before it starts",
         CHAPTER,
     );
     let (mut client, running) = start_server(&step);
@@ -960,29 +1032,84 @@ fn step_11_the_server_reports_a_client_that_vanishes() {
         &step,
         "a reset makes your next read fail at once: return that error instead of reading on.",
     );
-    let kind = outcome.as_ref().err().and_then(report::io_error_kind);
-    if !matches!(
-        kind,
-        Some(ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted)
-    ) {
-        let got = match &outcome {
-            Ok(()) => "Ok(()): the reset went unreported".to_string(),
-            Err(error) => format!("an error with no reset under it: {error:#}"),
-        };
-        step.report()
-            .expected("an error whose cause is the reset (io::ErrorKind::ConnectionReset)")
-            .got(&got)
-            .hint(
-                "a reset is an error, not an end of file: let the read's error out of \
-                 serve_connection as it is (the program prints it), with context if you like, \
-                 but never replaced by another error or by Ok.",
-            )
-            .fail();
+    expect_reset_reported(&step, &outcome);
+
+    // A client that vanishes before serve_connection even starts: its
+    // connection has no peer address any more.
+    let (mut client, connection) = connected_pair(&step);
+    client.send(b"hello\n");
+    // A byte the check's client never reads makes its close a reset.
+    step.transcript().add(
+        "check   put b\"?\" in its client's unread bytes (through your end, before your code starts)"
+            .to_string(),
+    );
+    (&connection)
+        .write_all(b"?")
+        .expect("the check could not write to its own connection");
+    client.reset();
+    wait_until_reset(&connection);
+    step.transcript()
+        .add("check   started serve_connection on the connection its client has reset".to_string());
+    let keep = connection
+        .try_clone()
+        .expect("the check could not clone its socket");
+    let running = bounded::start_with(&step, "serve_connection(connection)", keep, move |_| {
+        serve_connection(connection)
+    });
+    let outcome = running.finish(
+        &step,
+        "the client reset the connection before you started: your first read (or write) \
+         fails at once. Return that error.",
+    );
+    expect_reset_reported(&step, &outcome);
+}
+
+/// Waits, at most [`DEADLINE`], until `connection` has seen its client's
+/// reset: it then has no peer address any more.
+fn wait_until_reset(connection: &TcpStream) {
+    let deadline = Instant::now() + DEADLINE;
+    while connection.peer_addr().is_ok() && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(1));
     }
 }
 
+/// Fails unless `outcome` is an error caused by the reset.
+fn expect_reset_reported(step: &Step, outcome: &anyhow::Result<()>) {
+    let kind = outcome.as_ref().err().and_then(report::io_error_kind);
+    if matches!(
+        kind,
+        Some(ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted)
+    ) {
+        return;
+    }
+    let got = match outcome {
+        Ok(()) => "Ok(()): the reset went unreported".to_string(),
+        Err(error) => format!("an error with no reset under it: {error:#}"),
+    };
+    let report = step
+        .report()
+        .expected("an error whose cause is the reset (io::ErrorKind::ConnectionReset)")
+        .got(&got)
+        .hint(
+            "a reset is an error, not an end of file: let the read's error out of \
+             serve_connection as it is (the program prints it), with context if you like, \
+             but never replaced by another error or by Ok.",
+        );
+    if kind == Some(ErrorKind::NotConnected) {
+        report
+            .observed(
+                "NotConnected: did you ask the connection for its peer address with `?`? \
+                 A client that has reset the connection has no address any more, and that \
+                 is not the error to report: peer_name (given) says \"a client that has \
+                 gone\" instead, and your first read then reports the reset itself.",
+            )
+            .fail();
+    }
+    report.fail();
+}
+
 // ---------------------------------------------------------------------------
-// Client::turn and Client::finish (steps 12 to 14): the check plays the server.
+// Client::turn and Client::finish (steps 13 to 15): the check plays the server.
 // ---------------------------------------------------------------------------
 
 /// The student's client, running `conversation` against the check's server.
@@ -1076,9 +1203,9 @@ fn expect_returned(step: &Step, call: &str, returned: &[u8], expected: &[u8], hi
 }
 
 #[test]
-fn step_12_the_client_takes_turns() {
+fn step_13_the_client_takes_turns() {
     let step = Step::new(
-        "step 12: Client::turn sends a message and returns the whole reply, turn after turn",
+        "step 13: Client::turn sends a message and returns the whole reply, turn after turn",
         CHAPTER,
     );
     let messages: [&[u8]; 5] = [
@@ -1148,27 +1275,39 @@ fn step_12_the_client_takes_turns() {
 }
 
 #[test]
-fn step_13_the_client_finishes_with_a_half_close() {
+fn step_14_the_client_finishes_with_a_half_close() {
     let step = Step::new(
-        "step 13: Client::finish sends the last bytes, half-closes, and reads to the end",
+        "step 14: Client::finish sends the last bytes, half-closes, and reads to the end",
         CHAPTER,
     );
     let call = "client.finish(b\"bye \\xff\")";
     let (mut server, running) = start_client(&step, call, |client| client.finish(b"bye \xff"));
     expect_hung_up(&step, &mut server, b"bye \xff");
-    // The server answers after the hang-up, late and in pieces, and ends
-    // with bytes that are not UTF-8.
-    server.send_in_pieces(&[b"bye", b" and goodbye \xfe\xff"]);
+    // The server answers after the hang-up, late and in pieces: a whole line,
+    // then more bytes with no newline, not UTF-8.
+    let answer = b"bye\nand goodbye \xfe\xff";
+    server.send_in_pieces(&[b"bye\n", b"and goodbye \xfe\xff"]);
     server.close("");
     let rest = running.finish_ok(
         &step,
         "finish must read until the server closes (end of file), then return.",
     );
+    if rest == b"bye\n" {
+        step.report()
+            .expected(&format!("{call} to return {}", show(answer)))
+            .got(&show(&rest))
+            .observed(
+                "finish stopped at the first newline. After the hang-up the server may \
+                 send any bytes, several lines or none, with or without a newline: read \
+                 until it closes (end of file), and return all of them.",
+            )
+            .fail();
+    }
     expect_returned(
         &step,
         call,
         &rest,
-        b"bye and goodbye \xfe\xff",
+        answer,
         "read everything the server still sends, until it closes, and return those bytes.",
     );
 
@@ -1196,9 +1335,9 @@ fn step_13_the_client_finishes_with_a_half_close() {
 }
 
 #[test]
-fn step_14_the_client_reports_a_server_that_closes_first() {
+fn step_15_the_client_reports_a_server_that_closes_first() {
     let step = Step::new(
-        "step 14: Client::turn is an error when the server closes instead of replying",
+        "step 15: Client::turn is an error when the server closes instead of replying",
         CHAPTER,
     );
     let (mut server, running) = start_client(&step, "client.turn(b\"hello?\\n\")", |mut client| {
@@ -1220,7 +1359,7 @@ fn step_14_the_client_reports_a_server_that_closes_first() {
 }
 
 // ---------------------------------------------------------------------------
-// The programs (steps 15 to 17): src/main.rs (given), built on your lib.rs.
+// The programs (steps 16 to 18): src/main.rs (given), built on your lib.rs.
 // ---------------------------------------------------------------------------
 
 /// The IPv6 loopback address with port 0, if this machine has IPv6 (most
@@ -1257,9 +1396,9 @@ fn spawn_echo_server_on(step: &Step, listener: TcpListener) -> SocketAddr {
 }
 
 #[test]
-fn step_15_the_client_program_echoes_its_input() {
+fn step_16_the_client_program_echoes_its_input() {
     let step = Step::new(
-        "step 15: `client` with piped input prints exactly the replies, and exits 0",
+        "step 16: `client` with piped input prints exactly the replies, and exits 0",
         CHAPTER,
     );
     let listener = TcpListener::bind("127.0.0.1:0").expect("the check could not listen");
@@ -1341,15 +1480,15 @@ fn expect_told(step: &Step, finished: &program::Finished, words: &str) {
         .hint(
             "the program (given) tells what happened from what your Client returns: \
              Client::turn must return an error when the server closes instead of replying \
-             (step 14), and return the server's error line like any other reply (step 12).",
+             (step 15), and return the server's error line like any other reply (step 13).",
         )
         .fail();
 }
 
 #[test]
-fn step_16_the_client_program_reports_a_server_that_closes_first() {
+fn step_17_the_client_program_reports_a_server_that_closes_first() {
     let step = Step::new(
-        "step 16: `client` shows what the server sent when it ends first, says so, and exits 1",
+        "step 17: `client` shows what the server sent when it ends first, says so, and exits 1",
         CHAPTER,
     );
     // The server reads the first line and closes without a word.
@@ -1395,9 +1534,9 @@ fn expect_narration(step: &Step, server: &mut Server, peer: SocketAddr, expected
 }
 
 #[test]
-fn step_17_the_server_program_serves_clients_one_after_another() {
+fn step_18_the_server_program_serves_clients_one_after_another() {
     let step = Step::new(
-        "step 17: `server` narrates each echo, and serves clients one after another, whatever each did",
+        "step 18: `server` narrates each echo, and serves clients one after another, whatever each did",
         CHAPTER,
     );
     let listen_on = match ipv6_loopback() {
@@ -1628,9 +1767,9 @@ fn expect_own_seesaw(step: &Step, seesaw: OwnSeesaw, replies: &[Vec<u8>], rest: 
 }
 
 #[test]
-fn step_18_your_client_talks_to_your_server() {
+fn step_19_your_client_talks_to_your_server() {
     let step = Step::new(
-        "step 18: your own seesaw: your Client talks to your serve_connection",
+        "step 19: your own seesaw: your Client talks to your serve_connection",
         CHAPTER,
     );
     let messages: Vec<Vec<u8>> = vec![
