@@ -35,7 +35,8 @@ pub fn server_turn(connection: &mut TcpStream) -> Result<Vec<u8>> {
     // Keep the bytes exactly as they came: any bytes, not only UTF-8.
 
     // TODO: write exactly those bytes back, in one go (nothing else, ever), and
-    // return them.
+    // return them. A read or a write that fails (the client vanished, say) is
+    // the client's problem: return it as an Err, never panic.
     let _ = connection; // (remove once you use `connection`)
     todo!("read one message, write the same bytes back, and return them (cargo hint 04 for help)")
 }
