@@ -154,6 +154,7 @@ impl Step {
             lines: Vec::new(),
             hint: None,
             observed: None,
+            detail: None,
         }
     }
 
@@ -200,6 +201,9 @@ pub struct Report {
     hint: Option<String>,
     /// The hint that fits what was observed; it wins over the check's own.
     observed: Option<String>,
+    /// How the bytes that came differ from those expected: said first, then
+    /// the check's own hint, which knows the likely cause.
+    detail: Option<String>,
 }
 
 impl Report {
@@ -248,8 +252,19 @@ impl Report {
     /// Got `received` where `expected` (ending with a newline) should have come:
     /// shows it, and the hint that fits how the read ended and how the bytes differ.
     pub fn got_received(self, expected: &[u8], received: &Received) -> Report {
-        let report = self.got(&received.describe());
+        let mut report = self.got(&received.describe());
+        // Wrong bytes, rather than a hang, a close or a reset before any.
+        let about_bytes = match received.end {
+            End::Failed(_) => false,
+            End::TimedOut => !received.bytes.is_empty(),
+            End::Closed => !received.bytes.is_empty() && expected.starts_with(&received.bytes),
+            End::Newline => true,
+        };
         match hint_for_received(expected, received) {
+            Some(text) if about_bytes => {
+                report.detail = Some(text);
+                report
+            }
             Some(text) => report.observed(&text),
             None => report,
         }
@@ -278,7 +293,12 @@ impl Report {
             hint = Some(panic_hint(&panic.message).to_string());
             backtraces.extend(panic.backtrace);
         }
-        let hint = hint.unwrap_or_else(|| FALLBACK_HINT.to_string());
+        let hint = match (&self.detail, hint) {
+            (Some(detail), Some(hint)) => format!("{detail} {hint}"),
+            (Some(detail), None) => detail.clone(),
+            (None, Some(hint)) => hint,
+            (None, None) => FALLBACK_HINT.to_string(),
+        };
         let mut text = format!("\n\n{}\n", self.step.title);
         for (label, line) in &lines {
             let _ = writeln!(text, "  {label:<9} {}", indent(&bounded_field(line)));
@@ -419,6 +439,12 @@ pub fn hint_for_received(expected: &[u8], received: &Received) -> Option<String>
                 }
             )
         }
+        End::Closed if received.bytes.len() < expected.len() => format!(
+            "your code sent the first {} bytes, then closed the connection before the rest: \
+             one read returns whatever has arrived so far, maybe only the first piece. Keep \
+             reading up to the newline.",
+            received.bytes.len()
+        ),
         _ => {
             let text = difference(expected, &received.bytes)?;
             match text.ends_with('.') {
