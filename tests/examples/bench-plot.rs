@@ -101,39 +101,70 @@ fn run(csv: &Path, folder: Option<&Path>) -> Result<(), String> {
 /// Medians by number of clients, then by server.
 type Table = BTreeMap<u64, BTreeMap<&'static str, Medians>>;
 
+/// The columns the medians are taken of, by their names in the CSV's header.
+const MEASURED: [&str; 6] = [
+    "round_trips_per_s",
+    "p99_ms",
+    "p50_ms",
+    "fewest_round_trips",
+    "peak_memory_kib",
+    "other_work_percent",
+];
+
 /// The machine's `# key: value` lines, and the medians of the rows.
 fn read_csv(text: &str) -> Result<(Vec<String>, Table), String> {
     let mut machine = Vec::new();
+    let mut header: Vec<&str> = Vec::new();
     // Every measurement of one server at one number of clients.
-    let mut samples: BTreeMap<(u64, &'static str), Vec<[f64; 5]>> = BTreeMap::new();
+    let mut samples: BTreeMap<(u64, &'static str), Vec<[f64; 6]>> = BTreeMap::new();
     let mut tried: BTreeMap<(u64, &'static str), usize> = BTreeMap::new();
+    let mut left_out = 0;
     for (number, line) in text.lines().enumerate() {
         if let Some(comment) = line.strip_prefix("# ") {
             machine.push(comment.to_string());
             continue;
         }
-        if line.starts_with("clients,") || line.trim().is_empty() {
+        if line.starts_with("clients,") {
+            header = line.split(',').collect();
             continue;
         }
-        let fields: Vec<&str> = line.split(',').collect();
+        if line.trim().is_empty() {
+            continue;
+        }
         let bad = || format!("line {}: not a row of bench/compare: {line}", number + 1);
-        let [clients, server, _repeat, numbers @ .., status] = fields.as_slice() else {
+        let fields: Vec<&str> = line.split(',').collect();
+        if fields.len() != header.len() {
             return Err(bad());
+        }
+        let field = |name: &str| {
+            let column = header.iter().position(|&known| known == name);
+            column.map_or("", |column| fields[column])
         };
-        let clients: u64 = clients.parse().map_err(|_| bad())?;
+        let clients: u64 = field("clients").parse().map_err(|_| bad())?;
         let server = SERVERS
             .iter()
-            .find(|known| known.key == *server)
+            .find(|known| known.key == field("server"))
             .ok_or_else(bad)?
             .key;
-        *tried.entry((clients, server)).or_default() += 1;
-        // round trips/s, p99, p50, fewest, peak memory (KiB)
-        let numbers: Vec<f64> = numbers.iter().filter_map(|n| n.parse().ok()).collect();
-        if let (&"ok", Ok(numbers)) = (status, <[f64; 5]>::try_from(numbers)) {
-            samples.entry((clients, server)).or_default().push(numbers);
+        // Measured while other programs were busy: left out (bench/compare
+        // measured again).
+        if field("status") == "busy" {
+            left_out += 1;
+            continue;
         }
+        *tried.entry((clients, server)).or_default() += 1;
+        if field("status") != "ok" {
+            continue;
+        }
+        // A column missing from an older CSV (other_work_percent) is NaN.
+        let numbers = MEASURED.map(|name| field(name).parse().unwrap_or(f64::NAN));
+        if numbers[..5].iter().any(|n| n.is_nan()) {
+            return Err(bad());
+        }
+        samples.entry((clients, server)).or_default().push(numbers);
     }
     let mut table = Table::new();
+    let mut other_work = Vec::new();
     for ((clients, server), count) in tried {
         let rows = samples.remove(&(clients, server)).unwrap_or_default();
         let column = |i: usize| median(rows.iter().map(|row| row[i]).collect());
@@ -146,10 +177,23 @@ fn read_csv(text: &str) -> Result<(Vec<String>, Table), String> {
             ok: rows.len(),
             tried: count,
         };
+        other_work.extend(rows.iter().map(|row| row[5]).filter(|n| !n.is_nan()));
         table.entry(clients).or_default().insert(server, medians);
     }
     if table.is_empty() {
         return Err("no measurements in the file".into());
+    }
+    if !other_work.is_empty() {
+        let most = other_work.iter().copied().fold(0.0, f64::max);
+        machine.push(format!(
+            "other work during a measurement: median {:.0}%, at most {most:.0}% of one core",
+            median(other_work)
+        ));
+    }
+    if left_out > 0 {
+        machine.push(format!(
+            "left out: {left_out} measurements made while the machine was busy"
+        ));
     }
     Ok((machine, table))
 }
@@ -338,6 +382,20 @@ fn chart(
     )
     .unwrap();
     legend(&mut svg);
+    // On a log scale, fainter lines at 2 and 5 times each power of ten help
+    // to read a value between two labels.
+    if scale == Scale::Log {
+        for &tick in &ticks[..ticks.len() - 1] {
+            for between in [2.0 * tick, 5.0 * tick] {
+                let ty = y(between);
+                writeln!(
+                    svg,
+                    r##"  <line x1="{LEFT}" y1="{ty:.1}" x2="{RIGHT}" y2="{ty:.1}" stroke="{GRID}" stroke-dasharray="2 4"/>"##
+                )
+                .unwrap();
+            }
+        }
+    }
     // The grid and the y axis' labels.
     for &tick in &ticks {
         let ty = y(tick);
