@@ -519,14 +519,18 @@ fn ticks(scale: Scale, values: &[f64]) -> Vec<f64> {
     let highest = values.iter().copied().fold(f64::MIN_POSITIVE, f64::max);
     match scale {
         Scale::Linear => {
-            // A step of 1, 2 or 5 times a power of ten, four or five steps.
-            let rough = highest / 4.0;
-            let power = 10f64.powf(rough.log10().floor());
-            let step = [1.0, 2.0, 5.0, 10.0]
+            // A step of 1, 2, 2.5 or 5 times a power of ten, three to six
+            // steps: the one whose top line is closest above the highest value.
+            let power = 10f64.powf(highest.log10().floor() - 1.0);
+            let step = [1.0, 2.0, 2.5, 5.0, 10.0, 20.0, 25.0, 50.0]
                 .into_iter()
                 .map(|m| m * power)
-                .find(|&step| step >= rough)
-                .unwrap_or(10.0 * power);
+                .filter(|&step| (3.0..=6.0).contains(&(highest / step).ceil()))
+                .min_by(|a, b| {
+                    let top = |step: f64| (highest / step).ceil() * step;
+                    top(*a).total_cmp(&top(*b))
+                })
+                .unwrap_or(power * 10.0);
             let steps = (highest / step).ceil() as usize;
             (0..=steps).map(|i| i as f64 * step).collect()
         }
