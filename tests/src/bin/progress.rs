@@ -42,8 +42,10 @@ struct Lesson {
     folder: String,
     state: State,
     passed: usize,
-    /// Checks that did not run because an earlier one hung (or the process ended).
+    /// Checks that did not run: an earlier one hung, or the time limit passed.
     skipped: usize,
+    /// The check that was running when the time limit passed, if any.
+    still_running: Option<String>,
     total: usize,
     /// The first failing check, and the first lines of its message.
     first_failure: Option<(String, Vec<String>)>,
@@ -188,6 +190,7 @@ fn check_all(options: &Options, folders: &[String]) -> Vec<Lesson> {
                     state: State::DoesNotCompile,
                     passed: 0,
                     skipped: 0,
+                    still_running: None,
                     total: 0,
                     first_failure: None,
                     output: compiler_output,
@@ -313,10 +316,18 @@ fn summarise(folder: &str, output: String, timed_out: bool) -> Lesson {
             }
         }
     }
-    // A check that started and never ended: the student's code ended the process.
-    failed.extend(running);
-    // Checks that never ran: the run stopped after one of them hung.
-    let skipped = total.saturating_sub(passed + failed.len());
+    // A check that started and never ended: either the time limit passed while
+    // it ran, or the student's code ended the process.
+    let still_running = if timed_out {
+        running.map(|(name, _)| name)
+    } else {
+        failed.extend(running);
+        None
+    };
+    // Checks that never ran: the run stopped after one of them hung, or the
+    // time limit passed.
+    let skipped =
+        total.saturating_sub(passed + failed.len() + usize::from(still_running.is_some()));
     let first_failure = failed
         .first()
         .map(|(name, report)| (name.clone(), failure_message(report)));
@@ -342,6 +353,7 @@ fn summarise(folder: &str, output: String, timed_out: bool) -> Lesson {
         state,
         passed,
         skipped,
+        still_running,
         total,
         first_failure,
         output,
@@ -406,9 +418,10 @@ fn print_row(lesson: &Lesson, colour: &Colour) {
         State::DoesNotCompile => colour.red("does not compile"),
     };
     let count = format!("{}/{}", lesson.passed, lesson.total);
-    let skipped = match lesson.skipped {
-        0 => String::new(),
-        count => format!("  ({count} not run: an earlier check hung)"),
+    let skipped = match (lesson.skipped, &lesson.state) {
+        (0, _) => String::new(),
+        (count, State::TimedOut) => format!("  ({count} not run before the time limit)"),
+        (count, _) => format!("  ({count} not run: an earlier check hung)"),
     };
     println!("  {number}  {name:<12} {count:>6} checks   {state}{skipped}");
 }
@@ -429,11 +442,15 @@ fn print_next_step(lesson: &Lesson, colour: &Colour) {
                 println!("    {line}");
             }
         }
-        (State::TimedOut, _) => {
-            println!(
+        (State::TimedOut, _) => match &lesson.still_running {
+            Some(name) => println!(
+                "  {} was still running when the time limit passed: something blocks.",
+                colour.bold(name)
+            ),
+            None => println!(
                 "  its checks were still running when the time limit passed: something blocks."
-            );
-        }
+            ),
+        },
         (_, Some((name, message))) => {
             println!("  first failing check: {}", colour.bold(name));
             for line in message {
