@@ -215,15 +215,51 @@ fn median(mut values: Vec<f64>) -> f64 {
     }
 }
 
-/// The machine, then one table row per server and number of clients.
+/// The machine, then two tables of the medians, one row per server and
+/// number of clients: the work done, then the waiting and the memory. (Two
+/// narrow tables rather than one wide one, so that each fits a phone.)
 fn markdown(machine: &[String], table: &Table) -> String {
     let mut out = String::new();
     for line in machine {
         writeln!(out, "- {line}").unwrap();
     }
     out.push('\n');
-    out.push_str("| clients | server | round trips/s | vs Go | p99 | p50 | peak memory | fewest by one client |\n");
-    out.push_str("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+    out.push_str("| clients | server | round trips/s | vs Go | fewest by one client |\n");
+    out.push_str("| ---: | --- | ---: | ---: | ---: |\n");
+    write_rows(&mut out, table, |m, go| {
+        let versus = match go {
+            Some(go) if go > 0.0 => format!("{:.2}", m.round_trips_per_second / go),
+            _ => String::new(),
+        };
+        let failures = if m.ok < m.tried {
+            format!(" ({} of {} failed)", m.tried - m.ok, m.tried)
+        } else {
+            String::new()
+        };
+        format!(
+            "{}{failures} | {versus} | {}",
+            thousands(m.round_trips_per_second),
+            thousands(m.fewest),
+        )
+    });
+    out.push('\n');
+    out.push_str("| clients | server | p99 | p50 | peak memory |\n");
+    out.push_str("| ---: | --- | ---: | ---: | ---: |\n");
+    write_rows(&mut out, table, |m, _| {
+        format!(
+            "{} ms | {} ms | {:.1} MiB",
+            short(m.p99_ms),
+            short(m.p50_ms),
+            m.peak_mib
+        )
+    });
+    out
+}
+
+/// One row per number of clients and server: `| clients | server | ` and
+/// then the cells `cells` makes from the server's medians and Go's round
+/// trips per second at that number of clients.
+fn write_rows(out: &mut String, table: &Table, cells: impl Fn(&Medians, Option<f64>) -> String) {
     for (clients, by_server) in table {
         let go = by_server.get("go").map(|go| go.round_trips_per_second);
         for server in &SERVERS {
@@ -235,34 +271,15 @@ fn markdown(machine: &[String], table: &Table) -> String {
             if m.ok == 0 {
                 writeln!(
                     out,
-                    "| {clients} | {name} | failed {} of {} | | | | | |",
+                    "| {clients} | {name} | failed {} of {} |",
                     m.tried, m.tried
                 )
                 .unwrap();
-                continue;
-            }
-            let versus = match go {
-                Some(go) if go > 0.0 => format!("{:.2}", m.round_trips_per_second / go),
-                _ => String::new(),
-            };
-            let failures = if m.ok < m.tried {
-                format!(" ({} of {} failed)", m.tried - m.ok, m.tried)
             } else {
-                String::new()
-            };
-            writeln!(
-                out,
-                "| {clients} | {name} | {}{failures} | {versus} | {} ms | {} ms | {:.1} MiB | {} |",
-                thousands(m.round_trips_per_second),
-                short(m.p99_ms),
-                short(m.p50_ms),
-                m.peak_mib,
-                thousands(m.fewest),
-            )
-            .unwrap();
+                writeln!(out, "| {clients} | {name} | {} |", cells(m, go)).unwrap();
+            }
         }
     }
-    out
 }
 
 /// 12345.6 as "12,346".
