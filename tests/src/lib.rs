@@ -9,8 +9,9 @@
 //! - [`bounded`]: runs your function with a deadline, so a hang fails in seconds.
 //! - [`peer`]: the check's own client and server, which play the other side.
 //! - [`program`]: runs a lesson's program and reads what it prints.
-//! - [`run_state`]: prints each failure as it happens, skips the steps after
-//!   one that hung, and never buries a report under a backtrace.
+//! - [`watched`]: a lesson's server running in the background, and what it prints.
+//! - [`run_state`]: prints each failure as it happens, stops the run after a
+//!   step that hung, and never buries a report under a backtrace.
 
 pub mod bounded;
 pub mod bytes;
@@ -19,6 +20,7 @@ pub mod peer;
 pub mod program;
 pub mod report;
 pub mod run_state;
+pub mod watched;
 
 use std::time::Duration;
 

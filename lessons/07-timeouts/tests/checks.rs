@@ -25,7 +25,7 @@ use seesaw_checks::peer::{End, PIECE_PAUSE, Received, unused_address};
 use seesaw_checks::program;
 use seesaw_checks::program::{expect_address_in_use_explained, run};
 use seesaw_checks::report::{Report, Step, Transcript, hint_for_kind, io_error_kind};
-use watched::WatchedServer;
+use seesaw_checks::watched::WatchedServer;
 
 const CHAPTER: &str = "07-timeouts";
 
@@ -1960,9 +1960,11 @@ fn expect_narrated(
     let peer_text = peer.to_string();
     let ends = |line: &str| line.contains(&peer_text) && line.contains("closed the connection");
     let mut ended = None;
+    let since = server.started();
     // Short waits, while the deadline may move.
     while let (None, Some(look)) = (&ended, next_look()) {
-        ended = server.wait_for(look, ends);
+        let wait = look.saturating_duration_since(Instant::now());
+        ended = server.wait_for(wait, since, ends);
     }
     let narration = format!("{peer} {wanted}");
     match (ended, server.printed(|line| line.contains(&narration))) {
@@ -2426,201 +2428,4 @@ fn step_16_your_client_talks_to_your_server() {
         })
         .observed(&relay.verdict(&sent, &due_bytes))
         .fail();
-}
-
-mod watched {
-    //! A lesson's server in the background, and every line it prints, with
-    //! the time it came: the check can wait for one line with its own
-    //! deadline, and look back at the lines before it.
-
-    use std::io::{BufRead, BufReader, Read};
-    use std::path::Path;
-    use std::process::{Child, Command, Stdio};
-    use std::sync::mpsc;
-    use std::thread;
-    use std::time::Instant;
-
-    use seesaw_checks::DEADLINE;
-    use seesaw_checks::report::{Report, Step, TODO_HINT};
-
-    /// One line the server printed on stderr.
-    #[derive(Clone)]
-    pub struct Line {
-        pub at: Instant,
-        pub text: String,
-    }
-
-    /// The most lines kept: a server that floods its output must not flood
-    /// the check's memory too.
-    const KEPT: usize = 2000;
-
-    pub struct WatchedServer {
-        child: Child,
-        command: String,
-        lines: mpsc::Receiver<Line>,
-        history: Vec<Line>,
-    }
-
-    impl WatchedServer {
-        /// Starts `program` with `args`.
-        pub fn start(program: &Path, args: &[&str]) -> WatchedServer {
-            let mut child = Command::new(program)
-                .args(args)
-                .env("RUST_BACKTRACE", "0")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("the check could not start the program");
-            let (sender, lines) = mpsc::channel();
-            let stderr = child.stderr.take().expect("stderr is piped");
-            forward_lines(stderr, sender);
-            let name = program.file_name().unwrap_or_default().to_string_lossy();
-            WatchedServer {
-                child,
-                command: format!("{name} {}", args.join(" ")),
-                lines,
-                history: Vec::new(),
-            }
-        }
-
-        fn next_line(&mut self, deadline: Instant) -> Option<Line> {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = self.lines.recv_timeout(left).ok()?;
-            if self.history.len() >= KEPT {
-                self.history.drain(..KEPT / 2);
-            }
-            self.history.push(line.clone());
-            Some(line)
-        }
-
-        /// A line that satisfies `wanted`: one printed already, or one that
-        /// comes before `deadline`.
-        pub fn wait_for(
-            &mut self,
-            deadline: Instant,
-            wanted: impl Fn(&str) -> bool,
-        ) -> Option<Line> {
-            if let Some(line) = self.history.iter().find(|line| wanted(&line.text)) {
-                return Some(line.clone());
-            }
-            while let Some(line) = self.next_line(deadline) {
-                if wanted(&line.text) {
-                    return Some(line);
-                }
-            }
-            None
-        }
-
-        /// Its process id.
-        pub fn pid(&self) -> u32 {
-            self.child.id()
-        }
-
-        /// When it printed a line that satisfies `wanted`, if it did.
-        pub fn printed(&mut self, wanted: impl Fn(&str) -> bool) -> Option<Instant> {
-            while self.next_line(Instant::now()).is_some() {}
-            self.history
-                .iter()
-                .find(|line| wanted(&line.text))
-                .map(|line| line.at)
-        }
-
-        /// Waits for `listening on IP:PORT` and returns the address.
-        pub fn listening_address(&mut self, step: &Step) -> std::net::SocketAddr {
-            let address = self
-                .wait_for(Instant::now() + DEADLINE, |line| {
-                    line.contains("listening on ")
-                })
-                .and_then(|line| {
-                    let after = line.text.split("listening on ").nth(1)?;
-                    after.split_whitespace().next()?.parse().ok()
-                });
-            match address {
-                Some(address) => address,
-                None => {
-                    let report = self
-                        .report(step)
-                        .expected("a line `listening on IP:PORT` on stderr")
-                        .got("nothing like it");
-                    self.fail(report)
-                }
-            }
-        }
-
-        /// Ends the check with `report`; if the server panicked (a todo!()
-        /// left in place, for instance), that is the hint, for it is the cause.
-        pub fn fail(&self, report: Report) -> ! {
-            let printed = |text: &str| self.history.iter().any(|line| line.text.contains(text));
-            if printed("not yet implemented") {
-                report.observed(TODO_HINT).fail()
-            } else if printed("panicked") {
-                report
-                    .observed(
-                        "the program panicked (its output is above): a server reports an \
-                         error and goes on; it never unwraps one.",
-                    )
-                    .fail()
-            } else {
-                report.fail()
-            }
-        }
-
-        /// A failure message that shows how the server was run and its last lines.
-        pub fn report(&mut self, step: &Step) -> Report {
-            while self.next_line(Instant::now()).is_some() {}
-            let ended = match self.child.try_wait() {
-                Ok(Some(_)) => " (it has ended)",
-                _ => "",
-            };
-            // The same line again and again (a deaf client's echoes) is
-            // shown once, with a count, so that it buries nothing.
-            let mut folded: Vec<(String, usize)> = Vec::new();
-            for line in &self.history {
-                match folded.last_mut() {
-                    Some((text, count)) if *text == line.text => *count += 1,
-                    _ => folded.push((line.text.clone(), 1)),
-                }
-            }
-            let last: Vec<String> = folded
-                .iter()
-                .skip(folded.len().saturating_sub(12))
-                .map(|(text, count)| match count {
-                    1 => text.clone(),
-                    _ => format!("{text} (x{count})"),
-                })
-                .collect();
-            step.report()
-                .did(&format!("ran `{}` in the background{ended}", self.command))
-                .did(&format!(
-                    "its stderr (the last lines):\n{}",
-                    last.join("\n")
-                ))
-        }
-    }
-
-    /// Sends each line `output` prints, with the time it came.
-    fn forward_lines(output: impl Read + Send + 'static, sender: mpsc::Sender<Line>) {
-        thread::spawn(move || {
-            let mut output = BufReader::new(output);
-            let mut text = Vec::new();
-            while matches!(output.read_until(b'\n', &mut text), Ok(1..)) {
-                let line = Line {
-                    at: Instant::now(),
-                    text: String::from_utf8_lossy(&text).trim_end().to_string(),
-                };
-                if sender.send(line).is_err() {
-                    break;
-                }
-                text.clear();
-            }
-        });
-    }
-
-    impl Drop for WatchedServer {
-        fn drop(&mut self) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
 }

@@ -1,0 +1,287 @@
+//! A lesson's server (lessons 6 and 9) running in the background, and every
+//! line it prints, with the time it came: a check can count them, and wait
+//! for one with its own deadline and its own hint.
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::DEADLINE;
+use crate::report::{Report, Step, TODO_HINT};
+
+/// One line the server printed.
+#[derive(Clone)]
+pub struct Line {
+    pub at: Instant,
+    pub text: String,
+    /// On stdout (true) or stderr (false).
+    pub stdout: bool,
+}
+
+/// The most lines kept: a server that floods its output must not flood
+/// the check's memory too.
+const KEPT: usize = 5000;
+
+pub struct WatchedServer {
+    child: Child,
+    command: String,
+    started: Instant,
+    lines: mpsc::Receiver<Line>,
+    /// The lines printed so far (the last KEPT of them).
+    history: VecDeque<Line>,
+    /// How many lines it printed in all.
+    count: usize,
+}
+
+impl WatchedServer {
+    /// Starts `program` with `args`.
+    pub fn start(program: &Path, args: &[&str]) -> WatchedServer {
+        let mut command = Command::new(program);
+        command.args(args);
+        WatchedServer::spawn(command, command_line(program, args))
+    }
+
+    /// Starts `program` with `args` through `sh`, with a limit of
+    /// `files` open files: accept fails once the server has that many.
+    #[cfg(unix)]
+    pub fn start_with_file_limit(program: &Path, args: &[&str], files: usize) -> WatchedServer {
+        let script = format!("ulimit -n {files} && exec \"$0\" \"$@\"");
+        let mut command = Command::new("sh");
+        command.args(["-c", &script]).arg(program).args(args);
+        let shown = format!(
+            "sh -c 'ulimit -n {files} && exec {}'",
+            command_line(program, args)
+        );
+        WatchedServer::spawn(command, shown)
+    }
+
+    fn spawn(mut command: Command, shown: String) -> WatchedServer {
+        let started = Instant::now();
+        // A backtrace only when the student asked for one, as for the
+        // checks' own reports: RUST_BACKTRACE in the shell would bury it.
+        let backtrace = match std::env::var_os("SEESAW_BACKTRACE") {
+            Some(value) if value != "0" => "1",
+            _ => "0",
+        };
+        let mut child = command
+            .env("RUST_BACKTRACE", backtrace)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the check could not start the program");
+        let (sender, lines) = mpsc::channel();
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        forward_lines(stdout, true, sender.clone());
+        forward_lines(stderr, false, sender);
+        WatchedServer {
+            child,
+            command: shown,
+            started,
+            lines,
+            history: VecDeque::new(),
+            count: 0,
+        }
+    }
+
+    /// The next line it prints before `deadline`.
+    pub fn next_line(&mut self, deadline: Instant) -> Option<Line> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = self.lines.recv_timeout(left).ok()?;
+        self.count += 1;
+        if self.history.len() >= KEPT {
+            self.history.pop_front();
+        }
+        self.history.push_back(line.clone());
+        Some(line)
+    }
+
+    /// A line on stderr, printed at `since` or later, that satisfies
+    /// `wanted`: one printed already, or one that comes within `wait`.
+    pub fn wait_for(
+        &mut self,
+        wait: Duration,
+        since: Instant,
+        wanted: impl Fn(&str) -> bool,
+    ) -> Option<Line> {
+        let fits = |line: &Line| !line.stdout && line.at >= since && wanted(&line.text);
+        if let Some(line) = self.history.iter().find(|line| fits(line)) {
+            return Some(line.clone());
+        }
+        let deadline = Instant::now() + wait;
+        while let Some(line) = self.next_line(deadline) {
+            if fits(&line) {
+                return Some(line);
+            }
+        }
+        None
+    }
+
+    /// When it printed a line on stderr that satisfies `wanted`, if it did
+    /// (by now: this does not wait).
+    pub fn printed(&mut self, wanted: impl Fn(&str) -> bool) -> Option<Instant> {
+        while self.next_line(Instant::now()).is_some() {}
+        self.history
+            .iter()
+            .find(|line| !line.stdout && wanted(&line.text))
+            .map(|line| line.at)
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// True if it printed a line on stdout that satisfies `wanted`.
+    pub fn printed_on_stdout(&self, wanted: impl Fn(&str) -> bool) -> bool {
+        self.history
+            .iter()
+            .any(|line| line.stdout && wanted(&line.text))
+    }
+
+    /// Waits for `listening on IP:PORT` and returns the address.
+    pub fn listening_address(&mut self, step: &Step) -> std::net::SocketAddr {
+        let address = self
+            .wait_for(DEADLINE, self.started, |line| {
+                line.contains("listening on ")
+            })
+            .and_then(|line| {
+                let after = line.text.split("listening on ").nth(1)?;
+                after.split_whitespace().next()?.parse().ok()
+            });
+        match address {
+            Some(address) => address,
+            None => self
+                .report(step)
+                .expected("a line `listening on IP:PORT` on stderr")
+                .got("nothing like it")
+                .fail(),
+        }
+    }
+
+    /// When it was started.
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
+    /// True once the server's process has ended.
+    pub fn has_exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
+    /// True if it printed a panic.
+    pub fn panicked(&self) -> bool {
+        self.history
+            .iter()
+            .any(|line| line.text.contains("panicked"))
+    }
+
+    /// Ends the check with `report`; if the server panicked (a todo!()
+    /// left in place, for instance), that is the hint, for it is the cause.
+    pub fn fail(&self, report: Report) -> ! {
+        if self
+            .history
+            .iter()
+            .any(|line| line.text.contains("not yet implemented"))
+        {
+            report.observed(TODO_HINT).fail()
+        } else if self.panicked() {
+            report
+                .observed(
+                    "the program panicked (its output is above): a server reports \
+                     an error and goes on; it never unwraps one.",
+                )
+                .fail()
+        } else {
+            report.fail()
+        }
+    }
+
+    /// Fails unless the server is still running.
+    pub fn expect_running(&mut self, step: &Step) {
+        if self.has_exited() {
+            let report = self
+                .report(step)
+                .expected("the server to go on running, for ever")
+                .got("it ended (its output is above)");
+            self.fail(report);
+        }
+    }
+
+    /// A failure message that shows how the server was run and its last lines.
+    pub fn report(&mut self, step: &Step) -> Report {
+        while self.next_line(Instant::now()).is_some() {}
+        let ended = match self.has_exited() {
+            true => " (it has ended)",
+            false => "",
+        };
+        // The same line again and again (a deaf client's echoes, a failing
+        // accept) is shown once, with a count, so that it buries nothing.
+        let mut folded: Vec<(String, usize)> = Vec::new();
+        for line in &self.history {
+            let text = match line.stdout {
+                true => format!("(on stdout) {}", line.text),
+                false => line.text.clone(),
+            };
+            match folded.last_mut() {
+                Some((last, count)) if *last == text => *count += 1,
+                _ => folded.push((text, 1)),
+            }
+        }
+        let last: Vec<String> = folded
+            .iter()
+            .skip(folded.len().saturating_sub(12))
+            .map(|(text, count)| match count {
+                1 => text.clone(),
+                _ => format!("{text} (x{count})"),
+            })
+            .collect();
+        step.report()
+            .did(&format!("ran `{}` in the background{ended}", self.command))
+            .did(&format!(
+                "its output ({} lines in all; the last ones):\n{}",
+                self.count,
+                last.join("\n")
+            ))
+    }
+}
+
+/// Sends each line `output` prints, with the time it came.
+fn forward_lines(output: impl Read + Send + 'static, stdout: bool, sender: mpsc::Sender<Line>) {
+    thread::spawn(move || {
+        let mut output = BufReader::new(output);
+        let mut text = Vec::new();
+        while matches!(output.read_until(b'\n', &mut text), Ok(1..)) {
+            let line = Line {
+                at: Instant::now(),
+                text: String::from_utf8_lossy(&text).trim_end().to_string(),
+                stdout,
+            };
+            if sender.send(line).is_err() {
+                break;
+            }
+            text.clear();
+        }
+    });
+}
+
+impl Drop for WatchedServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `lesson-06-concurrent server 127.0.0.1:0`, for reports.
+fn command_line(program: &std::path::Path, args: &[&str]) -> String {
+    let name = program.file_name().unwrap_or_default().to_string_lossy();
+    std::iter::once(name.as_ref())
+        .chain(args.iter().copied())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
