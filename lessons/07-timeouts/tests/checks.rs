@@ -1772,6 +1772,9 @@ const GIVING_UP_AT_MOST: Duration = Duration::from_millis(3000);
 /// How often the check looks whether your server is still busy.
 const LOOK: Duration = Duration::from_millis(50);
 
+/// The processor time the OS counts at a time, in /proc/PID/stat.
+const ONE_TICK: Duration = Duration::from_millis(10);
+
 /// When the check stops waiting for your server to give up on a deaf
 /// client. Before its writes can block, your server must read and echo
 /// megabytes (the OS's buffers between the two ends are that large), and a
@@ -1805,8 +1808,10 @@ impl GivingUp {
     /// The deadline as it stands now.
     fn deadline(&mut self) -> Instant {
         let cpu = cpu_time(self.pid);
+        // More than one tick since the last look: one tick now and then is
+        // the check's own looking (in this process), not your server at work.
         if let (Some(now), Some(before)) = (cpu, self.cpu)
-            && now > before
+            && now > before + ONE_TICK
         {
             self.last_busy = Instant::now();
         }
@@ -1834,8 +1839,8 @@ fn cpu_time(pid: Option<u32>) -> Option<Duration> {
     // After the program's name in parentheses: state, then 10 more fields,
     // then utime and stime.
     let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    Some(Duration::from_millis(ticks * 10))
+    let ticks: u32 = fields.get(11)?.parse::<u32>().ok()? + fields.get(12)?.parse::<u32>().ok()?;
+    Some(ONE_TICK * ticks)
 }
 
 #[test]
