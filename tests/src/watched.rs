@@ -22,6 +22,11 @@ pub struct Line {
     pub stdout: bool,
 }
 
+/// How long a check waits for a line the server printed before an event
+/// the check has already seen (it said `accepted` before it echoed): only the
+/// time the line takes through the pipe.
+pub const SAID_BY_NOW: Duration = Duration::from_millis(500);
+
 /// The most lines kept: a server that floods its output must not flood
 /// the check's memory too.
 const KEPT: usize = 5000;
@@ -142,6 +147,27 @@ impl WatchedServer {
         self.history
             .iter()
             .any(|line| line.stdout && wanted(&line.text))
+    }
+
+    /// Fails unless the server printed a line on stderr containing `text`.
+    pub fn expect_said(&mut self, step: &Step, text: &str, hint: &str) {
+        if self
+            .wait_for(SAID_BY_NOW, self.started, |line| line.contains(text))
+            .is_some()
+        {
+            return;
+        }
+        let report = self
+            .report(step)
+            .expected(&format!("a line on stderr containing {text:?}"))
+            .got("none (its output is above)");
+        if self.printed_on_stdout(|line| line.contains(text)) {
+            self.fail(report.observed(
+                "it went to stdout, which carries only the data: narration goes to \
+                 stderr (eprintln!).",
+            ));
+        }
+        self.fail(report.hint(hint));
     }
 
     /// Waits for `listening on IP:PORT` and returns the address.

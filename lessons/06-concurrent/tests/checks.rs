@@ -29,7 +29,7 @@ use seesaw_checks::peer::{End, Peer};
 use seesaw_checks::program;
 use seesaw_checks::program::expect_address_in_use_explained;
 use seesaw_checks::report::{Panic, Step, hint_for_received};
-use seesaw_checks::watched::WatchedServer;
+use seesaw_checks::watched::{SAID_BY_NOW, WatchedServer};
 
 const CHAPTER: &str = "06-concurrent";
 
@@ -501,11 +501,6 @@ fn loopback_v6_if_any() -> &'static str {
     }
 }
 
-/// How long the check waits for a line the server printed before an event
-/// the check has already seen (it said `accepted` before it echoed): only the
-/// time the line takes through the pipe.
-const SAID_BY_NOW: Duration = Duration::from_millis(500);
-
 /// Connects a client of the check's to the lesson's program, once sure it
 /// still runs.
 fn connect_to(step: &Step, server: &mut WatchedServer, addr: SocketAddr) -> Peer {
@@ -560,28 +555,6 @@ fn expect_program_echo(
     });
 }
 
-/// Fails unless the server printed a line on stderr containing `text`.
-fn expect_said(step: &Step, server: &mut WatchedServer, text: &str, hint: &str) {
-    let since = server.started();
-    if server
-        .wait_for(SAID_BY_NOW, since, |line| line.contains(text))
-        .is_some()
-    {
-        return;
-    }
-    let report = server
-        .report(step)
-        .expected(&format!("a line on stderr containing {text:?}"))
-        .got("none (its output is above)");
-    if server.printed_on_stdout(|line| line.contains(text)) {
-        server.fail(report.observed(
-            "it went to stdout, which carries only the data: narration goes to \
-             stderr (eprintln!).",
-        ));
-    }
-    server.fail(report.hint(hint));
-}
-
 #[test]
 fn step_10_the_server_program_serves_clients_at_once() {
     let step = Step::new(
@@ -602,9 +575,8 @@ fn step_10_the_server_program_serves_clients_at_once() {
     let last = b"first client last\n";
     expect_program_echo(&step, &mut server, &mut idle, last, ONE_AT_A_TIME);
     for client in [&idle, &busy] {
-        expect_said(
+        server.expect_said(
             &step,
-            &mut server,
             &format!("accepted {}", client.local_addr()),
             "for each client it accepts, the server says `accepted` and the client's \
              address on stderr, written as Rust writes a SocketAddr ({peer}): IPv6 in \
@@ -612,9 +584,8 @@ fn step_10_the_server_program_serves_clients_at_once() {
         );
     }
     // The narration of an echo comes from lesson 5's serve_connection.
-    expect_said(
+    server.expect_said(
         &step,
-        &mut server,
         &format!(
             "read {n} bytes from {}, wrote {n} bytes back",
             idle.local_addr(),

@@ -2147,12 +2147,19 @@ fn step_13_the_programs_check_their_flags() {
         "step 13: the programs explain a flag without a number, a number that is not one, zero, and an unknown flag",
         CHAPTER,
     );
+    // The client is given a real address, of a listener of the check's, in
+    // case it dials before it reads its flags; it must not get that far.
+    let listener = TcpListener::bind("127.0.0.1:0").expect("the check could not listen");
+    let client_addr = listener
+        .local_addr()
+        .expect("the check's listener has an address")
+        .to_string();
     let cases: [(&[&str], &str); 5] = [
         (&["server", "127.0.0.1:0", "--idle"], "--idle"),
         (&["server", "127.0.0.1:0", "--message", "ten"], "--message"),
         (&["server", "--write", "0"], "--write"),
         (&["server", "127.0.0.1:0", "--slow", "5"], "--slow"),
-        (&["client", "127.0.0.1:1", "--idle", "5"], "--idle"),
+        (&["client", &client_addr, "--idle", "5"], "--idle"),
     ];
     for (args, word) in cases {
         run(program!(), args, b"").expect_one_line_error(&step, &[word]);

@@ -1512,11 +1512,6 @@ fn loopback_v6_if_any() -> &'static str {
     }
 }
 
-/// How long the check waits for a line the server printed before an event
-/// the check has already seen (it said `accepted` before it echoed): only the
-/// time the line takes through the pipe.
-const SAID_BY_NOW: Duration = Duration::from_millis(500);
-
 /// Connects a client of the check's to the lesson's program, once sure it
 /// still runs.
 fn connect_to(step: &Step, server: &mut WatchedServer, addr: SocketAddr) -> Peer {
@@ -1556,28 +1551,6 @@ fn expect_program_echo(
         Some(observed) => report.observed(&observed),
         None => report,
     });
-}
-
-/// Fails unless the server printed a line on stderr containing `text`.
-fn expect_said(step: &Step, server: &mut WatchedServer, text: &str, hint: &str) {
-    let since = server.started();
-    if server
-        .wait_for(SAID_BY_NOW, since, |line| line.contains(text))
-        .is_some()
-    {
-        return;
-    }
-    let report = server
-        .report(step)
-        .expected(&format!("a line on stderr containing {text:?}"))
-        .got("none (its output is above)");
-    if server.printed_on_stdout(|line| line.contains(text)) {
-        server.fail(report.observed(
-            "it went to stdout, which carries only the data: narration goes to \
-             stderr (eprintln!).",
-        ));
-    }
-    server.fail(report.hint(hint));
 }
 
 /// The server may open this many files: stdin, stdout, stderr, the
@@ -1762,18 +1735,16 @@ fn step_19_the_server_program_serves_clients_at_once() {
     let last = b"first client last\n";
     expect_program_echo(&step, &mut server, &mut idle, last, ONE_AT_A_TIME);
     for client in [&idle, &busy] {
-        expect_said(
+        server.expect_said(
             &step,
-            &mut server,
             &format!("accepted {}", client.local_addr()),
             "for each client it accepts, serve says `accepted` and the client's \
              address on stderr (narrate), written as Rust writes a SocketAddr ({peer}): \
              IPv6 in brackets, like [::1]:50000.",
         );
     }
-    expect_said(
+    server.expect_said(
         &step,
-        &mut server,
         &format!(
             "read {n} bytes from {}, wrote {n} bytes back",
             idle.local_addr(),
@@ -1794,9 +1765,8 @@ fn step_19_the_server_program_serves_clients_at_once() {
             );
         server.fail(report);
     }
-    expect_said(
+    server.expect_said(
         &step,
-        &mut server,
         &format!("closed the connection to {}", busy.local_addr()),
         "hand each connection to serve_client_async (given): it says how the connection ended.",
     );
