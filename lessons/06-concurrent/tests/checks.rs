@@ -808,6 +808,18 @@ fn expect_backoff(step: &Step, server: &mut WatchedServer, since: Instant, round
     // The server accepts clients until it runs out of files; the accept
     // right after its last `accepted` line fails, so the report is due then.
     let accepting = server.wait_for(DEADLINE, since, |line| line.starts_with("accepted "));
+    if accepting.is_none() && server.printed_on_stdout(|line| line.starts_with("accepted ")) {
+        // Not a slow backoff: the check could not see when accept began to fail.
+        let report = server
+            .report(step)
+            .expected("a line `accepted PEER` on stderr for each client, before accept fails")
+            .got("those lines on stdout (its output is above)")
+            .hint(
+                "narration goes to stderr (eprintln!); stdout carries only the data. \
+                 Step 10 says the same.",
+            );
+        server.fail(report);
+    }
     let wait = match accepting {
         Some(_) => SAID_BY_NOW,
         None => Duration::ZERO,
