@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::DEADLINE;
 use crate::bytes::show;
-use crate::report::{Step, Transcript, hint_for_kind};
+use crate::report::{Step, Transcript, hint_for_ending, hint_for_kind};
 
 /// A pause between the pieces of a message, long enough that the pieces arrive
 /// in separate reads on the other side. This paces a slow peer; it never
@@ -52,12 +52,32 @@ impl Received {
 }
 
 /// One connection the check holds, with the other end in the student's code.
+///
+/// A check reads like the conversation it checks:
+///
+/// ```text
+/// let mut client = Peer::connect(&step, addr);
+/// client.send_in_pieces(&[b"hel", b"lo\n"]);
+/// client.expect_line(b"hello\n", "echo the whole line, once the newline has come");
+/// client.close_sending();
+/// client.expect_end("at end of file, return: that closes the connection");
+/// ```
+///
+/// Every send and read goes into the step's transcript, and every `expect_`
+/// builds the failure report (expected, got, the hint that fits what came) from
+/// the same step, so the check adds only what is particular to it: its hint.
 pub struct Peer {
     stream: TcpStream,
     step: Step,
     transcript: Transcript,
     /// Bytes read past a newline, kept for the next read.
     pending: Vec<u8>,
+    /// How long a read that the student's code should answer at once may wait
+    /// before it counts as a hang.
+    patience: Duration,
+    /// For a check that holds several connections: which one this is, at the
+    /// start of each of its transcript lines.
+    name: Option<String>,
 }
 
 impl Peer {
@@ -79,12 +99,46 @@ impl Peer {
         }
     }
 
-    fn new(step: &Step, stream: TcpStream) -> Peer {
+    /// The check's end of a connection it already holds (one it accepted, or
+    /// one half of a pair).
+    pub fn new(step: &Step, stream: TcpStream) -> Peer {
         Peer {
             stream,
             step: step.clone(),
             transcript: step.transcript().clone(),
             pending: Vec::new(),
+            patience: DEADLINE,
+            name: None,
+        }
+    }
+
+    /// Names this connection in the transcript (`client 2`, `idle`), for a
+    /// check that holds several at once.
+    pub fn named(mut self, name: &str) -> Peer {
+        self.name = Some(name.to_string());
+        self
+    }
+
+    /// Waits at most `wait` (instead of [`DEADLINE`]) for what the student's
+    /// code should send at once: late in a lesson, a hang is then explained
+    /// sooner. Running out of `wait` still counts as a hang.
+    pub fn patience(mut self, wait: Duration) -> Peer {
+        self.patience = wait;
+        self
+    }
+
+    /// The socket itself, for what the vocabulary does not cover (socket
+    /// options, a clone for another thread).
+    pub fn stream(&self) -> &TcpStream {
+        &self.stream
+    }
+
+    /// Adds a line of the check's own to the transcript.
+    pub fn note(&self, line: impl Into<String>) {
+        let line = line.into();
+        match &self.name {
+            Some(name) => self.transcript.add(format!("{name:<8} {line}")),
+            None => self.transcript.add(line),
         }
     }
 
@@ -102,18 +156,16 @@ impl Peer {
 
     /// Sends `bytes` in one write. A failure is recorded; the read that follows shows it.
     pub fn send(&mut self, bytes: &[u8]) {
-        self.transcript
-            .add(format!("check → you   {}", show(bytes)));
+        self.note(format!("check → you   {}", show(bytes)));
         if let Err(error) = self.stream.write_all(bytes) {
-            self.transcript
-                .add(format!("check   could not send: {error}"));
+            self.note(format!("check   could not send: {error}"));
         }
     }
 
     /// Sends `bytes` from another thread, for a peer that may stop reading
     /// before it has all of them: waiting for it would block the check.
     pub fn send_in_background(&self, bytes: Vec<u8>) {
-        self.transcript.add(format!(
+        self.note(format!(
             "check → you   {} (sent in the background)",
             show(&bytes)
         ));
@@ -138,9 +190,14 @@ impl Peer {
     /// Closes the check's sending side (half-close): the other side reads end of
     /// file, and can still send.
     pub fn close_sending(&mut self) {
-        self.transcript
-            .add("check   closed its sending side (shutdown Write)".to_string());
+        self.note("check   closed its sending side (shutdown Write)".to_string());
         let _ = self.stream.shutdown(Shutdown::Write);
+    }
+
+    /// Closes the connection; `why` ends the transcript line, for instance
+    /// `" (done)"`.
+    pub fn close(self, why: &str) {
+        self.note(format!("check   closed the connection{why}"));
     }
 
     /// Vanishes like a crashed client: waits (at most [`DEADLINE`]) until
@@ -150,27 +207,98 @@ impl Peer {
     pub fn reset(self) {
         let _ = self.stream.set_read_timeout(Some(DEADLINE));
         let _ = self.stream.peek(&mut [0u8; 1]);
-        self.transcript
-            .add("check   vanished: closed with unread data (a reset)".to_string());
+        self.note("check   vanished: closed with unread data (a reset)".to_string());
     }
 
-    /// Reads until a newline, end of file or the deadline, whichever comes first.
+    /// Reads until a newline, end of file or the peer's patience runs out,
+    /// whichever comes first. Running out of patience counts as a hang.
     pub fn read_line(&mut self) -> Received {
-        self.read(true, DEADLINE)
+        self.read(true, self.patience, true)
     }
 
-    /// Reads until end of file or the deadline.
+    /// Reads until end of file, or until the peer's patience runs out (a hang).
     pub fn read_to_end(&mut self) -> Received {
-        self.read(false, DEADLINE)
+        self.read(false, self.patience, true)
     }
 
     /// Reads whatever arrives within `wait`, for a check that expects nothing
     /// more (or only an end of file): running out of time here is no hang.
     pub fn read_for(&mut self, wait: Duration) -> Received {
-        self.read(false, wait)
+        self.read(false, wait, false)
     }
 
-    fn read(&mut self, stop_at_newline: bool, wait: Duration) -> Received {
+    /// Reads whatever arrives within `wait`, up to a newline.
+    pub fn read_line_for(&mut self, wait: Duration) -> Received {
+        self.read(true, wait, false)
+    }
+
+    /// Sends `message`, and fails unless the very same bytes come back as one
+    /// line. `hint` is the check's own, used when what came has none of its own.
+    #[track_caller]
+    pub fn expect_echo(&mut self, message: &[u8], hint: &str) {
+        self.send(message);
+        self.expect_line(message, hint);
+    }
+
+    /// Reads one line and fails unless it is exactly `expected`.
+    #[track_caller]
+    pub fn expect_line(&mut self, expected: &[u8], hint: &str) {
+        let reply = self.read_line();
+        if reply.bytes != expected || reply.end != End::Newline {
+            self.step
+                .report()
+                .expected(&show(expected))
+                .got_received(expected, &reply)
+                .hint(hint)
+                .fail();
+        }
+    }
+
+    /// Reads to end of file and fails unless exactly `expected` came before it
+    /// (nothing else, and no reset).
+    #[track_caller]
+    pub fn expect_then_end(&mut self, expected: &[u8], hint: &str) {
+        let rest = self.read_to_end();
+        if rest.bytes != expected || rest.end != End::Closed {
+            let what = match expected.is_empty() {
+                true => "end of file: your code closes the connection".to_string(),
+                false => format!("{} and then end of file", show(expected)),
+            };
+            self.step
+                .report()
+                .expected(&what)
+                .got(&rest.describe())
+                .hint(hint)
+                .observed(&hint_for_ending(expected, &rest))
+                .fail();
+        }
+    }
+
+    /// Reads to end of file and fails unless nothing came before it.
+    #[track_caller]
+    pub fn expect_end(&mut self, hint: &str) {
+        self.expect_then_end(b"", hint);
+    }
+
+    /// Waits `wait` and fails if anything arrives, or the connection ends:
+    /// the student's code must still be waiting.
+    #[track_caller]
+    pub fn expect_silence(&mut self, wait: Duration, hint: &str) {
+        let heard = self.read_for(wait);
+        if !heard.bytes.is_empty() || heard.end != End::TimedOut {
+            self.step
+                .report()
+                .expected(&format!(
+                    "nothing for {} s: your code is still waiting",
+                    wait.as_secs_f32()
+                ))
+                .got(&heard.describe())
+                .hint(hint)
+                .fail();
+        }
+    }
+
+    fn read(&mut self, stop_at_newline: bool, wait: Duration, a_hang: bool) -> Received {
         let deadline = Instant::now() + wait;
         let mut bytes = std::mem::take(&mut self.pending);
         let end = loop {
@@ -192,7 +320,7 @@ impl Peer {
                 Err(error) => break End::Failed(error.kind()),
             }
         };
-        if end == End::TimedOut && wait == DEADLINE {
+        if end == End::TimedOut && a_hang {
             self.step.note_waited_out();
         }
         self.record(&bytes, end, wait);
@@ -201,19 +329,16 @@ impl Peer {
 
     fn record(&self, bytes: &[u8], end: End, wait: Duration) {
         if !bytes.is_empty() {
-            self.transcript
-                .add(format!("you → check   {}", show(bytes)));
+            self.note(format!("you → check   {}", show(bytes)));
         }
         match end {
             End::Newline => {}
-            End::Closed => self
-                .transcript
-                .add("you     closed the connection (end of file)".to_string()),
-            End::TimedOut => self.transcript.add(format!(
+            End::Closed => self.note("you     closed the connection (end of file)".to_string()),
+            End::TimedOut => self.note(format!(
                 "check   waited {} s, nothing more came",
                 wait.as_secs_f32()
             )),
-            End::Failed(kind) => self.transcript.add(format!("check   read failed: {kind}")),
+            End::Failed(kind) => self.note(format!("check   read failed: {kind}")),
         }
     }
 }

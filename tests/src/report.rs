@@ -456,6 +456,28 @@ pub fn hint_for_received(expected: &[u8], received: &Received) -> Option<String>
     Some(hint)
 }
 
+/// The hint for what the check read where `expected` and then end of file
+/// should have come.
+pub fn hint_for_ending(expected: &[u8], received: &Received) -> String {
+    match received.end {
+        End::Failed(kind) => hint_for_kind(kind)
+            .unwrap_or("the connection failed.")
+            .to_string(),
+        End::TimedOut if received.bytes == expected => {
+            "everything came, but the connection stayed open: once the conversation is \
+             over, return (or drop the connection); that closes it."
+                .to_string()
+        }
+        End::TimedOut => format!(
+            "then nothing more came, and the connection stayed open. {}",
+            difference(expected, &received.bytes).unwrap_or_default()
+        ),
+        End::Closed | End::Newline => {
+            difference(expected, &received.bytes).unwrap_or_default() + "."
+        }
+    }
+}
+
 /// The `io::ErrorKind` behind an error, if there is an `io::Error` anywhere in its chain.
 pub fn io_error_kind(error: &anyhow::Error) -> Option<io::ErrorKind> {
     error
