@@ -158,6 +158,23 @@ impl Step {
         }
     }
 
+    /// Ends this check without checking, because it cannot run on this machine
+    /// (`reason` says why, for instance "Windows has no Ctrl-C signal to send
+    /// to a program"). It says so at once, past the test harness's capture, in
+    /// a line that `cargo progress` counts as skipped: a check never passes
+    /// without checking. Where the reason is known when compiling (an OS), use
+    /// `#[cfg_attr(windows, ignore = "why")]` on the check instead: libtest
+    /// then counts it as ignored, with the reason.
+    pub fn skip(self, reason: &str) {
+        run_state::print_now(&skipped_line(&self.title, reason));
+    }
+
+    /// Says that one part of this check could not run here (the rest is
+    /// checked), in the same words as [`Step::skip`].
+    pub fn skip_part(&self, part: &str, reason: &str) {
+        run_state::print_now(&skipped_line(&format!("{} ({part})", self.title), reason));
+    }
+
     /// Unwraps what the student's function returned, or fails with its error and
     /// the hint for that kind of error.
     #[track_caller]
@@ -172,6 +189,15 @@ impl Step {
         }
     }
 }
+
+/// How a skipped check, or part of one, is said: `cargo progress` counts the
+/// lines that start with [`SKIPPED`].
+fn skipped_line(what: &str, reason: &str) -> String {
+    format!("\n{SKIPPED}{what}\n  reason    {reason}\n")
+}
+
+/// The start of the line that says a check, or part of one, was skipped.
+pub const SKIPPED: &str = "skipped: ";
 
 /// Everything a check's peers sent and received, in order, shown in a failure.
 #[derive(Clone, Default)]
@@ -548,7 +574,15 @@ pub const TODO_HINT: &str = "this function still holds the stub's todo!(). Repla
 
 #[cfg(test)]
 mod tests {
-    use super::{bounded_lines, cap, fold_repeats};
+    use super::{SKIPPED, bounded_lines, cap, fold_repeats, skipped_line};
+
+    #[test]
+    fn a_skip_is_said_on_a_line_of_its_own() {
+        let text = skipped_line("step 3: a full listener", "this OS refuses instead");
+        let first = text.lines().find(|line| !line.is_empty()).unwrap();
+        assert_eq!(first, format!("{SKIPPED}step 3: a full listener"));
+        assert!(text.contains("reason    this OS refuses instead"));
+    }
 
     #[test]
     fn repeated_lines_fold() {

@@ -231,7 +231,7 @@ mod abort_report {
 /// Prints a report straight to the terminal, past the test harness's capture,
 /// so it shows now, not after every later check. `cargo progress` reads
 /// libtest's lines on stdout, so it asks for reports there too.
-fn print_now(text: &str) {
+pub(crate) fn print_now(text: &str) {
     if std::env::var_os("SEESAW_REPORTS_TO_STDOUT").is_some() {
         let mut stdout = std::io::stdout().lock();
         let _ = stdout.write_all(text.as_bytes());
