@@ -6,13 +6,15 @@
 //! ADDR defaults to 127.0.0.1:5555. The server answers every client at once,
 //! each in a task of its own, with the limits of lesson 7 in milliseconds
 //! (defaults: 30000 idle, 10000 for a message, 10000 for a write). The client
-//! is lesson 6's, on plain std: one connection needs no runtime. Try
+//! is lesson 6's, on plain std: one connection needs no runtime; like lesson
+//! 7's, it gives up on a server that does not take its connection within 3 s,
+//! or does not answer within 10 s. Try
 //! `cargo run --release -p seesaw-checks --example load -- 127.0.0.1:5555 10000 5`
 //! against a release build of the server (`ulimit -n 20000` first). You need
 //! not change this file.
 
 use std::io::{self, BufRead, BufReader, IsTerminal, Read, Write};
-use std::net::{Shutdown, TcpStream};
+use std::net::{Shutdown, TcpStream, ToSocketAddrs};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -164,6 +166,7 @@ fn show(stdout: &mut impl Write, bytes: &[u8]) -> Result<()> {
 const CLOSED: &str = "the server closed the connection";
 const RESET: &str = "the server reset the connection";
 const REFUSED: &str = "the server refused the message and closed the connection";
+const SILENT: &str = "the server did not answer";
 
 /// True if the server answered `sent` with its error line instead of the echo.
 fn is_error_line(reply: &[u8], sent: &[u8]) -> bool {
@@ -181,6 +184,12 @@ fn refused(error_line: &[u8]) -> anyhow::Error {
 /// closed it (the client read end of file instead of a reply).
 fn server_ended(error: anyhow::Error) -> anyhow::Error {
     use std::io::ErrorKind::*;
+    if error
+        .chain()
+        .any(|cause| cause.to_string().starts_with(SILENT))
+    {
+        return error; // it did not end the conversation: it never answered
+    }
     match io_error_kind(&error) {
         Some(ConnectionReset | ConnectionAborted | BrokenPipe) => error.context(RESET),
         // shutdown() finds no connection left once the server has reset it.
@@ -212,6 +221,15 @@ fn what_to_try(error: &anyhow::Error) -> &'static str {
             "Try: send each line whole, or start the server with a longer limit (--message MS)"
         }
         _ if message.starts_with(REFUSED) => "Try: lines of at most 65536 bytes, newline included",
+        _ if error
+            .chain()
+            .any(|cause| cause.to_string().starts_with(SILENT)) =>
+        {
+            "Try: look at the server's output. A server that is stuck, or never accepts (its accept queue full), never answers"
+        }
+        Some(TimedOut) if message.starts_with("could not connect") => {
+            "Try: check the address. Nothing answered within 3 s: a server whose accept queue is full, or a machine that drops the connection, looks like this"
+        }
         _ if message.starts_with(RESET) => {
             "Try: look at the server's output. A server resets the connection when it closes before reading all we sent, for instance a message too long for it"
         }
@@ -247,10 +265,14 @@ struct Client {
 }
 
 impl Client {
-    /// Connects to the server at `addr`.
+    /// Connects to the server at `addr`, trying each address the name stands
+    /// for, at most CONNECT_TIMEOUT each (lesson 7's dial_within), and waits
+    /// at most REPLY_TIMEOUT for each reply.
     fn connect(addr: &str) -> Result<Client> {
-        let writer =
-            TcpStream::connect(addr).with_context(|| format!("could not connect to {addr}"))?;
+        let writer = dial(addr).with_context(|| format!("could not connect to {addr}"))?;
+        writer
+            .set_read_timeout(Some(REPLY_TIMEOUT))
+            .context("could not set the reply timeout")?;
         let reader = BufReader::new(
             writer
                 .try_clone()
@@ -268,6 +290,7 @@ impl Client {
         let count = self
             .reader
             .read_until(b'\n', &mut reply)
+            .map_err(no_answer_in_time)
             .context("could not read the reply")?;
         if count == 0 {
             bail!("the server closed the connection before replying");
@@ -290,7 +313,40 @@ impl Client {
         let mut rest = Vec::new();
         reader
             .read_to_end(&mut rest)
+            .map_err(no_answer_in_time)
             .context("could not read the server's last bytes")?;
         Ok(rest)
+    }
+}
+
+/// How long the client waits for the server to take its connection: a server
+/// whose accept queue is full drops the client's SYN, and without a limit the
+/// OS would retry for about two minutes.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How long the client waits for a reply. A connection can complete in the
+/// server's accept queue and still never be accepted: then nothing ever
+/// comes, and the client must not wait for ever.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connects to the first address of `addr` that answers within CONNECT_TIMEOUT.
+fn dial(addr: &str) -> io::Result<TcpStream> {
+    let mut last_error = io::Error::new(io::ErrorKind::NotFound, "the name stands for no address");
+    for address in addr.to_socket_addrs()? {
+        match TcpStream::connect_timeout(&address, CONNECT_TIMEOUT) {
+            Ok(connection) => return Ok(connection),
+            Err(error) => last_error = error,
+        }
+    }
+    Err(last_error)
+}
+
+/// A read that ran out of REPLY_TIMEOUT, said as what it means.
+fn no_answer_in_time(error: io::Error) -> anyhow::Error {
+    match error.kind() {
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
+            anyhow!("{SILENT} within {} s", REPLY_TIMEOUT.as_secs())
+        }
+        _ => error.into(),
     }
 }
