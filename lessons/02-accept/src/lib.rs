@@ -38,6 +38,9 @@ pub fn accept_one(listener: &TcpListener) -> Result<(TcpStream, SocketAddr)> {
     // When accepting fails, return at once an error that says what failed and
     // keeps the OS's io::Error inside: no panic, no retry (the caller decides).
     let _ = listener; // (remove once you use `listener`)
-    todo!("accept the next client and return its connection and address (cargo hint 02 for help)")
+    todo!(
+        "accept the next client and return its connection and address \
+         (cargo hint 02 for help)"
+    )
 }
 // ANCHOR_END: accept_one

@@ -38,7 +38,10 @@ pub fn server_turn(connection: &mut TcpStream) -> Result<Vec<u8>> {
     // return them. A read or a write that fails (the client vanished, say) is
     // the client's problem: return it as an Err, never panic.
     let _ = connection; // (remove once you use `connection`)
-    todo!("read one message, write the same bytes back, and return them (cargo hint 04 for help)")
+    todo!(
+        "read one message, write the same bytes back, and return them \
+         (cargo hint 04 for help)"
+    )
 }
 // ANCHOR_END: server_turn
 
@@ -58,7 +61,8 @@ pub fn client_turn(connection: &mut TcpStream, message: &[u8]) -> Result<Vec<u8>
     // file before a single byte), return an error that says so.
     let _ = connection; // (remove once you use `connection`)
     todo!(
-        "send the {} bytes of the message, then read and return the reply (cargo hint 04 for help)",
+        "send the {} bytes of the message, then read and return the reply \
+         (cargo hint 04 for help)",
         message.len()
     )
 }

@@ -63,7 +63,10 @@ pub fn read_message(reader: &mut impl BufRead) -> Result<Message> {
     //   fewer bytes, no newline, then end of file    -> Message::Tail(bytes)
     // A read that fails is an error (Err), with the io::Error kept inside.
     let _ = reader; // (remove once you use `reader`)
-    todo!("read one message, at most MAX_MESSAGE bytes of it (cargo hint 05 for help)")
+    todo!(
+        "read one message, at most MAX_MESSAGE bytes of it \
+         (cargo hint 05 for help)"
+    )
 }
 // ANCHOR_END: read_message
 
@@ -205,7 +208,8 @@ impl Client {
         // If the server has closed instead of replying (end of file, no
         // bytes at all), return an error that says so.
         todo!(
-            "send {} bytes, then return the reply up to its newline (cargo hint 05 for help)",
+            "send {} bytes, then return the reply up to its newline \
+             (cargo hint 05 for help)",
             message.len()
         )
     }
@@ -223,7 +227,8 @@ impl Client {
         // server still sends, until it closes, and return those bytes (they
         // need not be text).
         todo!(
-            "send the last {} bytes, half-close, read to the end (cargo hint 05 for help)",
+            "send the last {} bytes, half-close, read to the end \
+             (cargo hint 05 for help)",
             last.len()
         )
     }

@@ -40,7 +40,10 @@ pub fn serve_concurrently(listener: TcpListener) -> Result<()> {
     //     of files neither spins nor floods its log.
     //   - Nothing ends the loop: not a failed accept, not one client's error.
     let _ = listener; // (remove once you use `listener`)
-    todo!("accept clients for ever and serve each on a thread of its own (cargo hint 06 for help)")
+    todo!(
+        "accept clients for ever and serve each on a thread of its own \
+         (cargo hint 06 for help)"
+    )
 }
 // ANCHOR_END: serve_concurrently
 

@@ -40,7 +40,8 @@ pub fn dial_within(addr: &str, timeout: Duration) -> Result<TcpStream> {
     // error that names it too. Never a panic.
     let _ = (addr, timeout); // (remove once you use them)
     todo!(
-        "connect to addr, giving up on each of its addresses after `timeout` (cargo hint 07 for help)"
+        "connect to addr, giving up on each of its addresses after `timeout` \
+         (cargo hint 07 for help)"
     )
 }
 // ANCHOR_END: dial_within
@@ -131,7 +132,8 @@ pub fn read_message_within(reader: &mut BufReader<&TcpStream>, limits: &Limits) 
     // Mind the edge: a socket refuses a timeout of zero.
     let _ = (reader, limits); // (remove once you use them)
     todo!(
-        "read one message, waiting at most limits.idle for it to begin and limits.message for it to end (cargo hint 07 for help)"
+        "read one message, waiting at most limits.idle for it to begin and \
+         limits.message for it to end (cargo hint 07 for help)"
     )
 }
 // ANCHOR_END: read_message_within
@@ -157,7 +159,8 @@ pub fn serve_connection_within(connection: TcpStream, limits: &Limits) -> Result
     // up writing` and return Ok(()). Any other error is returned.
     let _ = (connection, limits); // (remove once you use them)
     todo!(
-        "echo messages as in lesson 6, answering Idle and TooSlow with their error lines, with a write timeout (cargo hint 07 for help)"
+        "echo messages as in lesson 6, answering Idle and TooSlow with their \
+         error lines, with a write timeout (cargo hint 07 for help)"
     )
 }
 // ANCHOR_END: serve_connection_within

@@ -239,7 +239,8 @@ impl Conversations {
         //     context.
         let _ = (connection, max_clients); // (remove once you use them)
         todo!(
-            "admit the connection unless max_clients conversations go on (cargo hint 08 for help)"
+            "admit the connection unless max_clients conversations go on \
+             (cargo hint 08 for help)"
         )
     }
     // ANCHOR_END: admit
@@ -262,7 +263,8 @@ impl Conversations {
         //     echo right now; it finishes it, then says goodbye itself.
         //   Return how many conversations were cut short.
         todo!(
-            "mark the conversations cut and shut down their reading side (cargo hint 08 for help)"
+            "mark the conversations cut and shut down their reading side \
+             (cargo hint 08 for help)"
         )
     }
     // ANCHOR_END: cut_short
@@ -288,7 +290,10 @@ impl Drop for Slot {
         //   This runs however the conversation ended (returned, failed or
         //   panicked), which is why the place is given back here and nowhere
         //   else. It must not panic itself.
-        todo!("give the slot's place back and wake the waiters (cargo hint 08 for help)")
+        todo!(
+            "give the slot's place back and wake the waiters \
+             (cargo hint 08 for help)"
+        )
     }
 }
 // ANCHOR_END: drop_slot
@@ -326,7 +331,8 @@ pub fn converse(connection: TcpStream, limits: &Limits, slot: &Slot) -> Result<(
     //     socket for the goodbye.
     let _ = (connection, limits, slot); // (remove once you use them)
     todo!(
-        "serve within the limits, then say goodbye if the server cut the conversation short (cargo hint 08 for help)"
+        "serve within the limits, then say goodbye if the server cut the \
+         conversation short (cargo hint 08 for help)"
     )
 }
 // ANCHOR_END: converse
@@ -373,7 +379,8 @@ pub fn serve_until_stopped(
     //   - return the Summary: clients served, conversations cut short.
     let _ = (listener, settings, stop); // (remove once you use them)
     todo!(
-        "serve at most max_clients at once until stopped, then stop well (cargo hint 08 for help)"
+        "serve at most max_clients at once until stopped, then stop well \
+         (cargo hint 08 for help)"
     )
 }
 // ANCHOR_END: serve_until_stopped

@@ -46,7 +46,8 @@ pub async fn read_message(reader: &mut (impl AsyncBufRead + Unpin)) -> Result<Me
     //   - A failed read is an error, with context.
     let _ = reader; // (remove once you use `reader`)
     todo!(
-        "read the next message, at most MAX_MESSAGE bytes, without blocking the thread (cargo hint 09 for help)"
+        "read the next message, at most MAX_MESSAGE bytes, without blocking \
+         the thread (cargo hint 09 for help)"
     )
 }
 // ANCHOR_END: read_message
@@ -79,7 +80,8 @@ pub async fn serve_connection(stream: TcpStream, limits: Limits) -> Result<()> {
     //     waits. A failed read or write is returned as an error.
     let _ = (stream, limits); // (remove once you use them)
     todo!(
-        "echo every message of one client within its limits, awaiting every wait (cargo hint 09 for help)"
+        "echo every message of one client within its limits, awaiting every \
+         wait (cargo hint 09 for help)"
     )
 }
 // ANCHOR_END: serve_connection
@@ -101,7 +103,10 @@ pub async fn serve(listener: TcpListener, limits: Limits) -> Result<()> {
     //     then accepts again.
     //   - Nothing ends the loop: not a failed accept, not one client's error.
     let _ = (listener, limits); // (remove once you use them)
-    todo!("accept clients for ever and serve each in a task of its own (cargo hint 09 for help)")
+    todo!(
+        "accept clients for ever and serve each in a task of its own \
+         (cargo hint 09 for help)"
+    )
 }
 // ANCHOR_END: serve
 
