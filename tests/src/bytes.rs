@@ -18,6 +18,25 @@ pub fn show(bytes: &[u8]) -> String {
     )
 }
 
+/// Bytes of a binary protocol, every one in hex as Rust can write it:
+/// `b"\x49\x00\x00\x30\x39"`. Numbers on the wire are easier to read this
+/// way than as text (`b"I\x00\x0009"` is the same bytes). A long value shows
+/// its head, its length and its tail, as [`show`] does.
+pub fn show_binary(bytes: &[u8]) -> String {
+    let hex =
+        |bytes: &[u8]| -> String { bytes.iter().map(|byte| format!("\\x{byte:02x}")).collect() };
+    if bytes.len() <= 3 * EDGE / 2 {
+        return format!("b\"{}\"", hex(bytes));
+    }
+    let edge = EDGE / 2;
+    format!(
+        "b\"{}...\" ({} bytes) ...b\"{}\"",
+        hex(&bytes[..edge]),
+        thousands(bytes.len()),
+        hex(&bytes[bytes.len() - edge..])
+    )
+}
+
 /// A list of byte strings: `[b"one\n", b"two\n"]`.
 pub fn show_list<T: AsRef<[u8]>>(list: &[T]) -> String {
     let items: Vec<String> = list.iter().map(|bytes| show(bytes.as_ref())).collect();
@@ -90,7 +109,16 @@ pub fn difference(expected: &[u8], got: &[u8]) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::{difference, show, show_list, thousands};
+    use super::{difference, show, show_binary, show_list, thousands};
+
+    #[test]
+    fn binary_bytes_are_all_hex() {
+        assert_eq!(show_binary(b"I\x00\x0009"), r#"b"\x49\x00\x00\x30\x39""#);
+        assert_eq!(show_binary(b""), r#"b"""#);
+        let long = show_binary(&[0xff; 1000]);
+        assert!(long.contains("(1,000 bytes)"), "{long}");
+        assert!(long.len() < 200, "{long}");
+    }
 
     #[test]
     fn newline_nul_and_ff_are_visible() {

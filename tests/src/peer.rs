@@ -9,7 +9,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::DEADLINE;
-use crate::bytes::show;
+use crate::bytes::{difference, show, show_binary};
 use crate::report::{Step, Transcript, hint_for_ending, hint_for_kind};
 
 /// A pause between the pieces of a message, long enough that the pieces arrive
@@ -78,6 +78,8 @@ pub struct Peer {
     /// For a check that holds several connections: which one this is, at the
     /// start of each of its transcript lines.
     name: Option<String>,
+    /// Shows bytes all in hex (a binary protocol), not as text.
+    binary: bool,
 }
 
 impl Peer {
@@ -109,6 +111,7 @@ impl Peer {
             pending: Vec::new(),
             patience: DEADLINE,
             name: None,
+            binary: false,
         }
     }
 
@@ -117,6 +120,21 @@ impl Peer {
     pub fn named(mut self, name: &str) -> Peer {
         self.name = Some(name.to_string());
         self
+    }
+
+    /// Shows the bytes of this connection all in hex, in the transcript and
+    /// the reports: for a binary protocol, whose numbers read badly as text.
+    pub fn binary(mut self) -> Peer {
+        self.binary = true;
+        self
+    }
+
+    /// `bytes` as this connection shows them: as text, or all in hex.
+    fn shown(&self, bytes: &[u8]) -> String {
+        match self.binary {
+            true => show_binary(bytes),
+            false => show(bytes),
+        }
     }
 
     /// Waits at most `wait` (instead of [`DEADLINE`]) for what the student's
@@ -156,7 +174,7 @@ impl Peer {
 
     /// Sends `bytes` in one write. A failure is recorded; the read that follows shows it.
     pub fn send(&mut self, bytes: &[u8]) {
-        self.note(format!("check → you   {}", show(bytes)));
+        self.note(format!("check → you   {}", self.shown(bytes)));
         if let Err(error) = self.stream.write_all(bytes) {
             self.note(format!("check   could not send: {error}"));
         }
@@ -167,7 +185,7 @@ impl Peer {
     pub fn send_in_background(&self, bytes: Vec<u8>) {
         self.note(format!(
             "check → you   {} (sent in the background)",
-            show(&bytes)
+            self.shown(&bytes)
         ));
         let mut sender = self
             .stream
@@ -264,12 +282,19 @@ impl Peer {
                 true => "end of file: your code closes the connection".to_string(),
                 false => format!("{} and then end of file", show(expected)),
             };
+            let ending = hint_for_ending(expected, &rest);
+            // Wrong bytes before the end: how they differ, then the check's
+            // own hint, which knows the likely cause.
+            let observed = match rest.end {
+                End::Closed | End::Newline => format!("{ending} {hint}"),
+                End::TimedOut | End::Failed(_) => ending,
+            };
             self.step
                 .report()
                 .expected(&what)
                 .got(&rest.describe())
                 .hint(hint)
-                .observed(&hint_for_ending(expected, &rest))
+                .observed(&observed)
                 .fail();
         }
     }
@@ -296,6 +321,117 @@ impl Peer {
                 .hint(hint)
                 .fail();
         }
+    }
+
+    /// Reads exactly `expected.len()` bytes within the peer's patience (a
+    /// binary protocol's answer: no newline ends it) and fails unless they
+    /// are `expected`. Bytes after them are kept for the next read.
+    #[track_caller]
+    pub fn expect_bytes(&mut self, expected: &[u8], hint: &str) {
+        let got = self.read_exactly(expected.len());
+        if got.bytes == expected {
+            return;
+        }
+        let (described, observed) = match got.end {
+            // All the bytes came, and they are wrong: how they differ, then the hint.
+            None => (
+                self.shown(&got.bytes),
+                format!(
+                    "{}. {hint}",
+                    difference(expected, &got.bytes).unwrap_or_default()
+                ),
+            ),
+            Some(end) => (
+                self.describe_short(&got.bytes, end),
+                self.short_hint(expected, &got.bytes, end, hint),
+            ),
+        };
+        self.step
+            .report()
+            .expected(&format!(
+                "{} ({} bytes)",
+                self.shown(expected),
+                expected.len()
+            ))
+            .got(&described)
+            .hint(hint)
+            .observed(&observed)
+            .fail();
+    }
+
+    /// Reads until `count` bytes have come, or the patience runs out (a
+    /// hang), or the connection ends. `end` is `None` when all came.
+    fn read_exactly(&mut self, count: usize) -> Counted {
+        let deadline = Instant::now() + self.patience;
+        let mut bytes = std::mem::take(&mut self.pending);
+        let end = loop {
+            if bytes.len() >= count {
+                self.pending = bytes.split_off(count);
+                break None;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break Some(End::TimedOut);
+            }
+            let _ = self.stream.set_read_timeout(Some(left));
+            let mut chunk = [0u8; 64 * 1024];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => break Some(End::Closed),
+                Ok(read) => bytes.extend_from_slice(&chunk[..read]),
+                Err(error) if is_timeout(&error) => break Some(End::TimedOut),
+                Err(error) => break Some(End::Failed(error.kind())),
+            }
+        };
+        if end == Some(End::TimedOut) {
+            self.step.note_waited_out();
+        }
+        self.record(&bytes, end.unwrap_or(End::Newline), self.patience);
+        Counted { bytes, end }
+    }
+
+    /// What came before a read of a fixed count ended early.
+    fn describe_short(&self, bytes: &[u8], end: End) -> String {
+        let bytes = match bytes.is_empty() {
+            true => "nothing".to_string(),
+            false => format!("only {} ({} bytes)", self.shown(bytes), bytes.len()),
+        };
+        match end {
+            End::Closed => format!("{bytes}, then end of file (you closed the connection)"),
+            End::Failed(kind) => format!("{bytes}, then an error: {kind}"),
+            End::TimedOut | End::Newline => {
+                format!("{bytes}, then nothing more before the deadline")
+            }
+        }
+    }
+
+    /// The hint for a read of a fixed count that ended early.
+    fn short_hint(&self, expected: &[u8], bytes: &[u8], end: End, hint: &str) -> String {
+        match end {
+            End::Failed(kind) => hint_for_kind(kind).unwrap_or(hint).to_string(),
+            End::TimedOut if bytes.is_empty() => format!(
+                "nothing came back in time: your code is waiting for something (a read \
+                 that does not end?) or never wrote. {hint}"
+            ),
+            End::TimedOut | End::Newline => format!(
+                "{} of the {} bytes came, then nothing: write all of them (write_all). {hint}",
+                bytes.len(),
+                expected.len()
+            ),
+            End::Closed => format!(
+                "your code closed the connection {}: did it return, or panic, too early? {hint}",
+                match bytes.is_empty() {
+                    true => "without sending anything".to_string(),
+                    false => format!("after {} of the {} bytes", bytes.len(), expected.len()),
+                }
+            ),
+        }
+    }
+
+    /// Reads until end of file, waiting at most `wait` instead of the peer's
+    /// patience: for an ending that is due later, such as a goodbye when a
+    /// grace period ends. Running out of `wait` counts as a hang.
+    pub fn read_to_end_within(&mut self, wait: Duration) -> Received {
+        self.read(false, wait, true)
     }
 
     fn read(&mut self, stop_at_newline: bool, wait: Duration, a_hang: bool) -> Received {
@@ -329,7 +465,7 @@ impl Peer {
 
     fn record(&self, bytes: &[u8], end: End, wait: Duration) {
         if !bytes.is_empty() {
-            self.note(format!("you → check   {}", show(bytes)));
+            self.note(format!("you → check   {}", self.shown(bytes)));
         }
         match end {
             End::Newline => {}
@@ -341,6 +477,12 @@ impl Peer {
             End::Failed(kind) => self.note(format!("check   read failed: {kind}")),
         }
     }
+}
+
+/// What a read of a fixed count of bytes got: `end` is `None` when all came.
+struct Counted {
+    bytes: Vec<u8>,
+    end: Option<End>,
 }
 
 /// The hint for a connection the check could not make.
@@ -415,15 +557,21 @@ impl CheckServer {
     /// A connection, if one comes within `wait`. Accepting happens on a helper
     /// thread because `TcpListener::accept` itself has no deadline.
     pub fn accept_within(&self, wait: Duration) -> Option<TcpStream> {
-        let listener = self.listener.try_clone().ok()?;
-        let (sender, accepted) = mpsc::channel();
-        thread::spawn(move || {
-            let _ = sender.send(listener.accept());
-        });
-        match accepted.recv_timeout(wait) {
-            Ok(Ok((stream, _))) => Some(stream),
-            _ => None,
-        }
+        accept_within(&self.listener, wait)
+    }
+}
+
+/// A connection on `listener`, if one comes within `wait`. Accepting happens
+/// on a helper thread because `TcpListener::accept` itself has no deadline.
+pub fn accept_within(listener: &TcpListener, wait: Duration) -> Option<TcpStream> {
+    let listener = listener.try_clone().ok()?;
+    let (sender, accepted) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = sender.send(listener.accept());
+    });
+    match accepted.recv_timeout(wait) {
+        Ok(Ok((stream, _))) => Some(stream),
+        _ => None,
     }
 }
 
@@ -483,4 +631,45 @@ pub fn address_in_use() -> (TcpListener, String) {
         .local_addr()
         .expect("a bound listener has an address");
     (listener, addr.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expect_bytes_takes_exactly_its_count_from_pieces() {
+        let step = Step::new("peer: unit test, exact bytes", "00-none");
+        let (check, mut theirs) = connected_pair(&step);
+        let mut check = check.binary();
+        thread::spawn(move || {
+            let _ = theirs.write_all(b"\x00\x00");
+            thread::sleep(Duration::from_millis(20));
+            let _ = theirs.write_all(b"\x00\x65\x00\x00\x00\x66");
+        });
+        check.expect_bytes(b"\x00\x00\x00\x65", "first");
+        check.expect_bytes(b"\x00\x00\x00\x66", "second: kept from the first read");
+        let short = check.read_exactly(4);
+        assert_eq!(short.end, Some(End::Closed));
+        assert!(
+            check
+                .describe_short(b"\x01", End::Closed)
+                .contains(r#"b"\x01""#)
+        );
+    }
+
+    #[test]
+    fn read_to_end_within_waits_past_the_patience() {
+        let step = Step::new("peer: unit test, a late ending", "00-none");
+        let (check, mut theirs) = connected_pair(&step);
+        let mut check = check.patience(Duration::from_millis(10));
+        thread::spawn(move || {
+            // Later than the peer's patience, as a goodbye when a grace ends.
+            thread::sleep(Duration::from_millis(80));
+            let _ = theirs.write_all(b"goodbye\n");
+        });
+        let received = check.read_to_end_within(DEADLINE);
+        assert_eq!(received.bytes, b"goodbye\n");
+        assert_eq!(received.end, End::Closed);
+    }
 }

@@ -160,19 +160,20 @@ impl Step {
 
     /// Ends this check without checking, because it cannot run on this machine
     /// (`reason` says why, for instance "Windows has no Ctrl-C signal to send
-    /// to a program"). It says so at once, past the test harness's capture, in
-    /// a line that `cargo progress` counts as skipped: a check never passes
-    /// without checking. Where the reason is known when compiling (an OS), use
+    /// to a program"). It says so at once, on libtest's own line for the
+    /// check (`test step_3_... ... [skipped: REASON] ok`), which `cargo
+    /// progress` counts as skipped: a check never passes without checking.
+    /// Where the reason is known when compiling (an OS), use
     /// `#[cfg_attr(windows, ignore = "why")]` on the check instead: libtest
     /// then counts it as ignored, with the reason.
     pub fn skip(self, reason: &str) {
-        run_state::print_now(&skipped_line(&self.title, reason));
+        run_state::print_now(&skip_mark(None, reason));
     }
 
     /// Says that one part of this check could not run here (the rest is
-    /// checked), in the same words as [`Step::skip`].
+    /// checked), on libtest's line for the check: `[part skipped: PART: REASON]`.
     pub fn skip_part(&self, part: &str, reason: &str) {
-        run_state::print_now(&skipped_line(&format!("{} ({part})", self.title), reason));
+        run_state::print_now(&skip_mark(Some(part), reason));
     }
 
     /// Unwraps what the student's function returned, or fails with its error and
@@ -190,14 +191,20 @@ impl Step {
     }
 }
 
-/// How a skipped check, or part of one, is said: `cargo progress` counts the
-/// lines that start with [`SKIPPED`].
-fn skipped_line(what: &str, reason: &str) -> String {
-    format!("\n{SKIPPED}{what}\n  reason    {reason}\n")
+/// How a skipped check, or part of one, is said: inside libtest's line
+/// `test NAME ... ` (no newline, which would make the line look like the start
+/// of a failure report), in brackets that `cargo progress` recognises.
+pub fn skip_mark(part: Option<&str>, reason: &str) -> String {
+    let reason = reason.replace(['[', ']', '\n'], " ");
+    match part {
+        None => format!("{SKIPPED}{reason}] "),
+        Some(part) => format!("{PART_SKIPPED}{part}: {reason}] "),
+    }
 }
 
-/// The start of the line that says a check, or part of one, was skipped.
-pub const SKIPPED: &str = "skipped: ";
+/// The start of the mark of a check skipped whole, and of a part skipped.
+pub const SKIPPED: &str = "[skipped: ";
+pub const PART_SKIPPED: &str = "[part skipped: ";
 
 /// Everything a check's peers sent and received, in order, shown in a failure.
 #[derive(Clone, Default)]
@@ -512,6 +519,16 @@ pub fn io_error_kind(error: &anyhow::Error) -> Option<io::ErrorKind> {
         .map(io::Error::kind)
 }
 
+/// An error in words, for a report: its message, and the kind of `io::Error`
+/// inside it (the kind is what lets a program advise what to try).
+pub fn describe_error(error: &anyhow::Error) -> String {
+    let message = format!("{error:#}");
+    match io_error_kind(error) {
+        Some(kind) => format!("the error {message:?} (an io::Error of kind {kind:?} inside)"),
+        None => format!("the error {message:?}, with no io::Error inside"),
+    }
+}
+
 /// A hint for the kinds of error students meet most.
 pub fn hint_for_kind(kind: io::ErrorKind) -> Option<&'static str> {
     use io::ErrorKind::*;
@@ -574,14 +591,15 @@ pub const TODO_HINT: &str = "this function still holds the stub's todo!(). Repla
 
 #[cfg(test)]
 mod tests {
-    use super::{SKIPPED, bounded_lines, cap, fold_repeats, skipped_line};
+    use super::{PART_SKIPPED, SKIPPED, bounded_lines, cap, fold_repeats, skip_mark};
 
     #[test]
-    fn a_skip_is_said_on_a_line_of_its_own() {
-        let text = skipped_line("step 3: a full listener", "this OS refuses instead");
-        let first = text.lines().find(|line| !line.is_empty()).unwrap();
-        assert_eq!(first, format!("{SKIPPED}step 3: a full listener"));
-        assert!(text.contains("reason    this OS refuses instead"));
+    fn a_skip_is_said_inside_libtests_line() {
+        let whole = skip_mark(None, "this OS [refuses]\ninstead");
+        assert_eq!(whole, format!("{SKIPPED}this OS  refuses  instead] "));
+        let part = skip_mark(Some("the IPv6 part"), "no ::1 here");
+        assert_eq!(part, format!("{PART_SKIPPED}the IPv6 part: no ::1 here] "));
+        assert!(!whole.contains('\n') && !part.contains('\n'));
     }
 
     #[test]

@@ -11,7 +11,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::DEADLINE;
-use crate::report::{Report, Step, TODO_HINT};
+use crate::bytes::show;
+use crate::peer::{End, Peer};
+use crate::report::{Report, Step, TODO_HINT, hint_for_received};
 
 /// One line the server printed.
 #[derive(Clone)]
@@ -26,6 +28,10 @@ pub struct Line {
 /// the check has already seen (it said `accepted` before it echoed): only the
 /// time the line takes through the pipe.
 pub const SAID_BY_NOW: Duration = Duration::from_millis(500);
+
+/// How long a failing check waits for the last words of a program whose
+/// connection closed: it may be ending, and what it says is the cause.
+const LAST_WORDS: Duration = Duration::from_millis(200);
 
 /// The most lines kept: a server that floods its output must not flood
 /// the check's memory too.
@@ -228,6 +234,95 @@ impl WatchedServer {
         }
     }
 
+    /// Connects a client of the check's to the server at `addr`, once sure
+    /// it still runs.
+    #[track_caller]
+    pub fn connect(&mut self, step: &Step, addr: std::net::SocketAddr) -> Peer {
+        self.expect_running(step);
+        Peer::connect(step, addr)
+    }
+
+    /// Sends `message` from `client` and fails unless the same bytes come
+    /// back as one line. The report shows what the server printed, and says
+    /// so when the program ended: then that is the cause.
+    #[track_caller]
+    pub fn expect_echo(&mut self, step: &Step, client: &mut Peer, message: &[u8], hint: &str) {
+        client.send(message);
+        let reply = client.read_line();
+        if reply.bytes == message && reply.end == End::Newline {
+            return;
+        }
+        let mut observed = match reply.end {
+            End::TimedOut if reply.bytes.is_empty() => Some(hint.to_string()),
+            _ => hint_for_received(message, &reply),
+        };
+        if matches!(reply.end, End::Closed | End::Failed(_)) {
+            // The program may be ending: let its last words into the report.
+            self.wait_for(LAST_WORDS, self.started, |line| line.starts_with("error:"));
+            if self.has_exited() {
+                observed = Some(
+                    "the program ended (its last lines are above): something stopped the \
+                     whole server. Nothing but the end of the program may end the accepting \
+                     loop: not a failed accept, not one client's error."
+                        .to_string(),
+                );
+            }
+        }
+        let report = self
+            .report(step)
+            .did(&format!(
+                "client {} sent {}",
+                client.local_addr(),
+                show(message)
+            ))
+            .expected(&format!("{} back", show(message)))
+            .got(&reply.describe())
+            .hint(hint);
+        self.fail(match observed {
+            Some(observed) => report.observed(&observed),
+            None => report,
+        });
+    }
+
+    /// Presses Ctrl-C: sends the program SIGINT (`kill -INT PID`), as a
+    /// terminal does. Unix only: elsewhere a check that needs this is
+    /// `#[cfg_attr(not(unix), ignore = "why")]`.
+    #[track_caller]
+    pub fn interrupt(&mut self, step: &Step) {
+        step.transcript()
+            .add("check   pressed Ctrl-C: sent SIGINT to the program (kill -INT)".to_string());
+        let sent = Command::new("kill")
+            .arg("-INT")
+            .arg(self.pid().to_string())
+            .status();
+        if !sent.as_ref().is_ok_and(|status| status.success()) {
+            self.report(step)
+                .expected("`kill -INT PID` to deliver Ctrl-C to the program")
+                .got(&format!("{sent:?}"))
+                .hint("this is the check's trouble, not your code's: is `kill` on the PATH?")
+                .fail();
+        }
+    }
+
+    /// Waits at most `wait` for the program to end, reading what it prints
+    /// meanwhile: its exit status, or None if it still runs.
+    pub fn exit_within(&mut self, wait: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + wait;
+        // Its output ends when it ends: read it until then.
+        while self.next_line(deadline).is_some() {}
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            // Its output has ended, so it is ending: std has no wait with a
+            // deadline, and this one is short.
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     /// Fails unless the server is still running.
     pub fn expect_running(&mut self, step: &Step) {
         if self.has_exited() {
@@ -310,4 +405,48 @@ fn command_line(program: &std::path::Path, args: &[&str]) -> String {
         .chain(args.iter().copied())
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use crate::peer::spawn_echo_server;
+
+    /// A "server" that says where it listens (the check's own echo server)
+    /// and then waits: enough to watch it.
+    fn pretend_server(step: &Step) -> (WatchedServer, std::net::SocketAddr) {
+        let echo = spawn_echo_server(step);
+        let script = format!("echo 'listening on {echo}' >&2; exec sleep 5");
+        (
+            WatchedServer::start(Path::new("sh"), &["-c", &script]),
+            echo,
+        )
+    }
+
+    #[test]
+    fn reads_the_address_and_talks_to_it() {
+        let step = Step::new("watched: unit test", "none");
+        let (mut server, echo) = pretend_server(&step);
+        assert_eq!(server.listening_address(&step), echo);
+        let mut client = server.connect(&step, echo);
+        server.expect_echo(&step, &mut client, b"hi \xff\n", "echo it");
+        assert!(
+            server
+                .printed(|line| line.starts_with("listening on"))
+                .is_some()
+        );
+        assert!(!server.panicked());
+    }
+
+    #[test]
+    fn ctrl_c_ends_it_and_its_exit_is_seen() {
+        let step = Step::new("watched: unit test, Ctrl-C", "none");
+        let (mut server, _) = pretend_server(&step);
+        server.listening_address(&step);
+        assert_eq!(server.exit_within(Duration::from_millis(50)), None);
+        server.interrupt(&step);
+        let status = server.exit_within(DEADLINE).expect("sleep ends on SIGINT");
+        assert!(!status.success());
+        assert!(server.has_exited());
+    }
 }

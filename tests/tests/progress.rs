@@ -4,22 +4,37 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use assert_cmd::Command;
 use predicates::prelude::*;
+use seesaw_checks::workbook::{REMEMBERED, STUB_FINGERPRINTS, fingerprint};
 
 fn repository() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Where the fixture and its builds live: in the target folder of this build
+/// (`CARGO_TARGET_TMPDIR`), so two builds with their own target folders
+/// never share, or delete, each other's fixture.
+fn fixture_folder() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("progress-fixture")
 }
 
 /// Builds the fixture once for all the checks in this file.
 fn fixture() -> &'static Path {
     static FIXTURE: OnceLock<PathBuf> = OnceLock::new();
     FIXTURE.get_or_init(|| {
-        let tree = repository().join("target/progress-fixture/tree");
+        let tree = fixture_folder().join("tree");
         let _ = fs::remove_dir_all(&tree);
-        for part in ["Cargo.toml", "Cargo.lock", ".cargo", "lessons", "tests"] {
+        for part in [
+            "Cargo.toml",
+            "Cargo.lock",
+            ".cargo",
+            "lessons",
+            "tests",
+            "tools",
+        ] {
             copy(&repository().join(part), &tree.join(part));
         }
         for lesson in ["01-listen", "02-accept"] {
@@ -61,10 +76,7 @@ fn progress(args: &[&str]) -> Command {
         .arg("--root")
         .arg(fixture())
         .args(args)
-        .env(
-            "CARGO_TARGET_DIR",
-            repository().join("target/progress-fixture/target"),
-        )
+        .env("CARGO_TARGET_DIR", fixture_folder().join("target"))
         .timeout(std::time::Duration::from_secs(600));
     command
 }
@@ -109,6 +121,7 @@ fn lessons() -> Vec<String> {
 
 #[test]
 fn the_overview_shows_each_lesson_and_the_next_step() {
+    let _current = nothing_remembered();
     let assert = progress(&[]).assert().code(1);
     let stdout = stdout_of(&assert);
     for (number, name) in [("01", "listen"), ("02", "accept")] {
@@ -146,22 +159,133 @@ fn the_overview_shows_each_lesson_and_the_next_step() {
             "read:          book/src/lessons/03-dial.md",
         ))
         // Not a terminal: no colour codes.
-        .stdout(predicate::str::contains("\x1b[").not());
+        .stdout(predicate::str::contains("\x1b[").not())
+        // While it builds, it says which lesson, one line each off a terminal.
+        .stderr(predicate::str::contains(format!(
+            "building lesson 01-listen's checks (1 of {})",
+            lessons().len()
+        )))
+        .stderr(predicate::str::contains(format!(
+            "building lesson 03-dial's checks (3 of {})",
+            lessons().len()
+        )));
+}
+
+/// The fixture with no lesson remembered, for a check that depends on which
+/// lesson is current; the guard keeps other such checks out meanwhile.
+fn nothing_remembered() -> MutexGuard<'static, ()> {
+    static CURRENT_LESSON: Mutex<()> = Mutex::new(());
+    let guard = CURRENT_LESSON
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _ = fs::remove_file(fixture().join(REMEMBERED));
+    guard
 }
 
 #[test]
 fn a_hint_comes_for_the_first_failing_check_one_level_at_a_time() {
+    let _current = nothing_remembered();
+    // Lessons 01 and 02 are done, 03 is started and not done: the current lesson.
     for level in ["1", "2", "3"] {
-        let assert = progress(&["--hint", level]).assert().code(1);
+        let assert = progress(&["--hint", "--level", level]).assert().code(1);
         assert
             .stdout(predicate::str::contains("Hint for lesson 03-dial, step_"))
             .stdout(predicate::str::contains(format!("Level {level} of 3:")))
             .stdout(predicate::str::contains("no hint is written").not());
     }
-    progress(&["--hint", "4"])
+    progress(&["--hint", "--level", "4"])
         .assert()
         .code(2)
         .stderr(predicate::str::contains("1, 2 or 3"));
+    progress(&["--hint", "3", "4"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("1, 2 or 3"));
+}
+
+#[test]
+fn a_lesson_for_a_hint_is_a_number_with_or_without_its_zero() {
+    let _current = nothing_remembered();
+    for args in [
+        &["5"][..],
+        &["05"],
+        &["--lesson", "5"],
+        &["5", "2"],
+        &["--level", "2", "5"],
+    ] {
+        let level = if args.contains(&"2") { "2" } else { "1" };
+        progress(&[&["--hint"][..], args].concat())
+            .assert()
+            .code(1)
+            .stdout(predicate::str::contains(
+                "Hint for lesson 05-echo-loop, step_",
+            ))
+            .stdout(predicate::str::contains(format!("Level {level} of 3:")));
+    }
+    // Naming a lesson makes it the current one, for cargo progress too.
+    let remembered = fs::read_to_string(fixture().join(REMEMBERED)).expect("remembered");
+    assert_eq!(remembered.trim(), "05-echo-loop");
+    progress(&[])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("Next: lesson 05-echo-loop"));
+    progress(&["--hint"])
+        .assert()
+        .stdout(predicate::str::contains("Hint for lesson 05-echo-loop"));
+    let _ = fs::remove_file(fixture().join(REMEMBERED));
+}
+
+#[test]
+fn a_hint_for_a_finished_lesson_says_that_lesson_is_done() {
+    let _current = nothing_remembered();
+    progress(&["--hint", "2"])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("Lesson 2 (02-accept) is done"))
+        .stdout(predicate::str::contains("Every lesson").not());
+    let _ = fs::remove_file(fixture().join(REMEMBERED));
+}
+
+/// A stub that changes needs its new fingerprint, or `cargo seesaw`,
+/// `cargo hint` and `cargo progress` would take the untouched lesson for one
+/// the student started. After a deliberate change to a stub:
+/// `SEESAW_BLESS=1 cargo test -p seesaw-checks --test progress every_stub`.
+#[test]
+fn every_stub_has_its_fingerprint_so_a_started_lesson_is_told_from_an_untouched_one() {
+    let table: String = lessons()
+        .iter()
+        .map(|folder| {
+            let stub =
+                fs::read_to_string(repository().join(format!("lessons/{folder}/src/lib.rs")))
+                    .expect("read a stub");
+            format!("    (\"{folder}\", {}),\n", hex(fingerprint(&stub)))
+        })
+        .collect();
+    let kept: String = STUB_FINGERPRINTS
+        .iter()
+        .map(|(folder, print)| format!("    (\"{folder}\", {}),\n", hex(*print)))
+        .collect();
+    if table == kept {
+        return;
+    }
+    let source = repository().join("tests/src/workbook.rs");
+    if std::env::var_os("SEESAW_BLESS").is_some() {
+        let text = fs::read_to_string(&source).expect("read workbook.rs");
+        fs::write(&source, text.replace(&kept, &table)).expect("write workbook.rs");
+        return;
+    }
+    panic!(
+        "a lesson's stub changed: tests/src/workbook.rs's STUB_FINGERPRINTS must become\n{table}\
+         (on the stubs as committed: SEESAW_BLESS=1 cargo test -p seesaw-checks --test progress \
+         every_stub writes it)"
+    );
+}
+
+/// `0x1234_5678_9abc_def0`, as rustfmt and clippy like a long literal.
+fn hex(number: u64) -> String {
+    let digits = format!("{number:016x}");
+    let groups: Vec<&str> = (0..4).map(|at| &digits[at * 4..at * 4 + 4]).collect();
+    format!("0x{}", groups.join("_"))
 }
 
 #[test]

@@ -3,13 +3,12 @@
 
 use std::io::ErrorKind;
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::Duration;
 
 use lesson_01_listen::{bound_address, listen};
 use seesaw_checks::program::{Server, run};
-use seesaw_checks::report::{Step, hint_for_kind, io_error_kind};
-use seesaw_checks::{DEADLINE, bounded, peer, program};
+use seesaw_checks::report::{Step, describe_error, hint_for_kind, io_error_kind};
+use seesaw_checks::{DEADLINE, localhost, peer, program, timing};
 
 const CHAPTER: &str = "01-listen";
 
@@ -21,41 +20,13 @@ const LISTEN_HANGS: &str = "listen should return as soon as the socket is bound.
 /// the usual deadline, so that a hang in the first step is explained within 2 s.
 const QUICK: Duration = Duration::from_millis(1000);
 
-/// Runs `code`, a call of the student's that waits for nothing, and returns
-/// what it returned. A hang fails the step after [`QUICK`]; a panic fails it too.
-fn run_quick<T: Send + 'static>(
-    step: &Step,
-    call: &str,
-    hang_hint: &str,
-    code: impl FnOnce() -> T + Send + 'static,
-) -> T {
-    let (done, returned) = mpsc::channel();
-    let running = bounded::start(step, call, move || {
-        let value = code();
-        let _ = done.send(());
-        value
-    });
-    // A panic drops `done` (Disconnected): `finish` below reports it.
-    if let Err(RecvTimeoutError::Timeout) = returned.recv_timeout(QUICK) {
-        step.note_waited_out();
-        step.report()
-            .expected(&format!("{call} to return at once"))
-            .got(&format!(
-                "still running after {} s: it hangs",
-                QUICK.as_secs_f32()
-            ))
-            .observed(hang_hint)
-            .fail();
-    }
-    running.finish(step, hang_hint)
-}
-
 /// Calls the student's `listen(addr)`, with a deadline.
 fn call_listen(step: &Step, addr: &str) -> anyhow::Result<TcpListener> {
     let owned = addr.to_string();
-    run_quick(
+    timing::run_within(
         step,
         &format!("listen({addr:?})"),
+        QUICK,
         LISTEN_HANGS,
         move || listen(&owned),
     )
@@ -63,9 +34,10 @@ fn call_listen(step: &Step, addr: &str) -> anyhow::Result<TcpListener> {
 
 /// Calls the student's `bound_address(&listener)`, with a deadline.
 fn call_bound_address(step: &Step, listener: TcpListener) -> SocketAddr {
-    let reported = run_quick(
+    let reported = timing::run_within(
         step,
         "bound_address(&listener)",
+        QUICK,
         "bound_address only asks the listener; it waits for nothing.",
         move || bound_address(&listener),
     );
@@ -77,29 +49,6 @@ fn where_bound(listener: &TcpListener) -> String {
     match listener.local_addr() {
         Ok(addr) => format!("Ok(a listener bound to {addr})"),
         Err(error) => format!("Ok(a listener whose address is unknown: {error})"),
-    }
-}
-
-/// True when this machine has an IPv6 loopback address to listen on.
-fn has_ipv6_loopback() -> bool {
-    let usable = TcpListener::bind("[::1]:0").is_ok();
-    if !usable {
-        eprintln!("note: this machine has no IPv6 loopback (::1), so the IPv6 part is skipped.");
-    }
-    usable
-}
-
-/// An error in words: its message, and the kind of `io::Error` under it.
-fn describe_error(error: &anyhow::Error) -> String {
-    match io_error_kind(error) {
-        Some(kind) => format!(
-            "the error {:?} (an io::Error of kind {kind:?} inside)",
-            format!("{error:#}")
-        ),
-        None => format!(
-            "the error {:?}, with no io::Error inside",
-            format!("{error:#}")
-        ),
     }
 }
 
@@ -155,8 +104,8 @@ fn step_2_listen_on_ipv6_loopback_too() {
         "step 2: listen on an IPv6 address, [::1]:0, as well",
         CHAPTER,
     );
-    if !has_ipv6_loopback() {
-        return;
+    if !localhost::has_ipv6() {
+        return step.skip("this machine has no IPv6 loopback (::1)");
     }
     expect_listening_on(
         &step,
@@ -190,10 +139,7 @@ fn step_3_report_the_port_the_os_picked() {
         "step 3: bound_address tells which port the OS picked for port 0, on IPv4 and IPv6",
         CHAPTER,
     );
-    expect_reported(&step, "127.0.0.1:0");
-    if has_ipv6_loopback() {
-        expect_reported(&step, "[::1]:0");
-    }
+    localhost::on_each_loopback(&step, |addr| expect_reported(&step, addr));
 }
 
 #[test]
@@ -304,10 +250,7 @@ fn step_6_the_program_listens_until_stopped() {
         "step 6: the program prints `listening on ADDR` and keeps listening, on IPv4 and IPv6",
         CHAPTER,
     );
-    expect_program_listens(&step, "127.0.0.1:0");
-    if has_ipv6_loopback() {
-        expect_program_listens(&step, "[::1]:0");
-    }
+    localhost::on_each_loopback(&step, |addr| expect_program_listens(&step, addr));
 }
 
 #[test]

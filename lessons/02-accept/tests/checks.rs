@@ -1,20 +1,18 @@
 //! The checks of lesson 2, in the order you meet them: the first failure is
 //! your next step. Run them with `cargo test -p lesson-02-accept`.
 
-use std::io::{BufRead, BufReader, ErrorKind, Write};
+use std::io::ErrorKind;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
-use std::sync::mpsc::{self, RecvTimeoutError};
-use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use lesson_02_accept::accept_one;
-use seesaw_checks::bounded::{self, Running};
-use seesaw_checks::bytes::show;
-use seesaw_checks::peer::{End, PIECE_PAUSE, Peer};
-use seesaw_checks::program::{Server, run};
-use seesaw_checks::report::{Step, hint_for_kind, io_error_kind};
-use seesaw_checks::{DEADLINE, peer, program};
+use seesaw_checks::handed::{Handed, expect_works_both_ways};
+use seesaw_checks::peer::{End, Peer};
+use seesaw_checks::program::{Server, expect_address_in_use_explained};
+use seesaw_checks::report::{Step, describe_error, io_error_kind};
+use seesaw_checks::timing::{self, Timed};
+use seesaw_checks::{localhost, program};
 
 const CHAPTER: &str = "02-accept";
 
@@ -36,61 +34,32 @@ const FAILS_AT_ONCE: Duration = Duration::from_millis(500);
 
 /// A listener of the check's own on `addr`, shared with the student's accept_one.
 fn check_listener(addr: &str) -> (Arc<TcpListener>, SocketAddr) {
-    let listener = TcpListener::bind(addr).expect("the check could not listen");
-    let addr = listener
-        .local_addr()
-        .expect("a bound listener has an address");
+    let (listener, addr) = localhost::listen_on(addr);
     (Arc::new(listener), addr)
 }
 
-/// True when this machine has an IPv6 loopback address to listen on.
-fn has_ipv6_loopback() -> bool {
-    let usable = TcpListener::bind("[::1]:0").is_ok();
-    if !usable {
-        eprintln!("note: this machine has no IPv6 loopback (::1), so the IPv6 part is skipped.");
-    }
-    usable
-}
-
-/// The student's accept_one, running on its own thread, and a signal that it returned.
-struct Accepting {
-    running: Running<anyhow::Result<(TcpStream, SocketAddr)>>,
-    returned: mpsc::Receiver<()>,
-}
+/// What accept_one returns.
+type Accepted = anyhow::Result<(TcpStream, SocketAddr)>;
 
 /// Starts the student's accept_one on its own thread.
-fn start_accept(step: &Step, listener: &Arc<TcpListener>) -> Accepting {
+fn start_accept(step: &Step, listener: &Arc<TcpListener>) -> Timed<Accepted> {
     let listener = Arc::clone(listener);
-    let (done, returned) = mpsc::channel();
-    let running = bounded::start(step, "accept_one(&listener)", move || {
-        let outcome = accept_one(&listener);
-        let _ = done.send(());
-        outcome
-    });
-    Accepting { running, returned }
+    timing::start(step, "accept_one(&listener)", move || accept_one(&listener))
 }
 
-/// Waits, at most `wait`, for accept_one to return (a client is waiting,
-/// or accepting must fail at once), and returns what it returned.
-fn finish_quickly(
-    step: &Step,
-    accepting: Accepting,
-    wait: Duration,
-    hang_hint: &str,
-) -> anyhow::Result<(TcpStream, SocketAddr)> {
-    // A panic drops the signal (Disconnected): `finish` below reports it.
-    if let Err(RecvTimeoutError::Timeout) = accepting.returned.recv_timeout(wait) {
-        step.note_waited_out();
-        step.report()
-            .expected("accept_one(&listener) to return at once")
-            .got(&format!(
-                "still running after {} s: it hangs",
-                wait.as_secs_f32()
-            ))
-            .observed(hang_hint)
-            .fail();
+/// What accept_one returned, in words.
+fn describe_accepted(accepted: &Accepted) -> String {
+    match accepted {
+        Ok((_, peer)) => format!("Ok(a connection from {peer})"),
+        Err(error) => describe_error(error),
     }
-    accepting.running.finish(step, hang_hint)
+}
+
+/// Accepts the client that waits, with the student's accept_one, and
+/// returns the connection and the peer address.
+fn accept_waiting(step: &Step, listener: &Arc<TcpListener>) -> (TcpStream, SocketAddr) {
+    let accepted = start_accept(step, listener).finish_within(step, QUICK, ACCEPT_HANGS);
+    step.ok("accept_one(&listener)", accepted)
 }
 
 /// Connects a client, accepts it with the student's accept_one, and checks that
@@ -102,11 +71,7 @@ fn accept_and_compare(
     addr: SocketAddr,
 ) -> (Peer, TcpStream) {
     let client = Peer::connect(step, addr);
-    let accepting = start_accept(step, listener);
-    let (connection, peer) = step.ok(
-        "accept_one(&listener)",
-        finish_quickly(step, accepting, QUICK, ACCEPT_HANGS),
-    );
+    let (connection, peer) = accept_waiting(step, listener);
     expect_peer(step, &client, peer, &connection);
     (client, connection)
 }
@@ -145,18 +110,22 @@ fn step_1_accept_waits_for_a_client() {
     let accepting = start_accept(&step, &listener);
     step.transcript()
         .add(format!("check   listening on {addr}, no client yet"));
-    accepting.running.expect_still_running(
-        PATIENCE,
-        &step,
-        "a client",
-        "TcpListener::accept blocks until a client connects; call it on the listener \
-         you are given, and do not make it non-blocking.",
-    );
+    if let Some((accepted, _)) = accepting.returned_by(&step, Instant::now() + PATIENCE) {
+        step.report()
+            .expected("accept_one(&listener) to wait for a client")
+            .got(&format!(
+                "it returned at once: {}",
+                describe_accepted(&accepted)
+            ))
+            .hint(
+                "TcpListener::accept blocks until a client connects; call it on the listener \
+                 you are given, and do not make it non-blocking.",
+            )
+            .fail();
+    }
     let client = Peer::connect(&step, addr);
-    let (connection, peer) = step.ok(
-        "accept_one(&listener)",
-        finish_quickly(&step, accepting, QUICK, ACCEPT_HANGS),
-    );
+    let accepted = accepting.finish_within(&step, QUICK, ACCEPT_HANGS);
+    let (connection, peer) = step.ok("accept_one(&listener)", accepted);
     expect_peer(&step, &client, peer, &connection);
 }
 
@@ -178,11 +147,7 @@ fn step_2_accept_two_clients_in_a_row() {
         newer.local_addr()
     ));
     for (call, client) in [("first", &older), ("second", &newer)] {
-        let accepting = start_accept(&step, &listener);
-        let (connection, peer) = step.ok(
-            "accept_one(&listener)",
-            finish_quickly(&step, accepting, QUICK, ACCEPT_HANGS),
-        );
+        let (connection, peer) = accept_waiting(&step, &listener);
         if peer == newer.local_addr() && call == "first" {
             step.report()
                 .did(&format!(
@@ -207,118 +172,14 @@ fn step_2_accept_two_clients_in_a_row() {
     }
 }
 
-/// Reads one line from `connection` on a thread of the check's own, as the
-/// connection is (no timeout of the check's), and waits at most [`DEADLINE`].
-fn read_line_in_background(connection: &TcpStream) -> mpsc::Receiver<std::io::Result<Vec<u8>>> {
-    let reader = connection
-        .try_clone()
-        .expect("the check could not clone the connection");
-    let (sender, received) = mpsc::channel();
-    thread::spawn(move || {
-        let mut line = Vec::new();
-        let outcome = BufReader::new(reader)
-            .read_until(b'\n', &mut line)
-            .map(|_| line);
-        let _ = sender.send(outcome);
-    });
-    received
-}
-
-/// The check's client sends a line, a little late; the connection accept_one
-/// returned must read exactly it.
-fn expect_readable(step: &Step, client: &mut Peer, connection: &TcpStream) {
-    let message = b"from the client to you\n";
-    let reading = read_line_in_background(connection);
-    // The client is a little slow: a connection that cannot wait for data
-    // (non-blocking, or a tiny read timeout) fails here, as it would in a server.
-    thread::sleep(PIECE_PAUSE * 2);
-    client.send(message);
-    let did = "the check read a line from the connection accept_one returned, while its \
-               client sent one, a little late";
-    match reading.recv_timeout(DEADLINE) {
-        Ok(Ok(line)) if line == message => {}
-        Ok(Ok(line)) => step
-            .report()
-            .did(did)
-            .expected(&format!("to read {}", show(message)))
-            .got(&match line.ends_with(b"\n") {
-                true => show(&line),
-                false => format!("{} and then end of file", show(&line)),
-            })
-            .hint("return the connection as accept() gave it: do not read from it, shut it down or close it in accept_one.")
-            .fail(),
-        Ok(Err(error)) => step
-            .report()
-            .did(did)
-            .expected(&format!("to read {}", show(message)))
-            .got(&format!("an error: {error}"))
-            .observed(&read_failed_hint(error.kind()))
-            .fail(),
-        Err(_) => {
-            step.note_waited_out();
-            step.report()
-                .did(did)
-                .expected(&format!("to read {}", show(message)))
-                .got(&format!("nothing within {} s", DEADLINE.as_secs_f32()))
-                .hint("return the connection that accept() returned, connected to this client.")
-                .fail()
-        }
-    }
-    step.transcript().add(format!(
-        "check   read {} from the connection accept_one returned",
-        show(message)
-    ));
-}
-
-/// The hint for a read on the returned connection that failed with `kind`.
-fn read_failed_hint(kind: ErrorKind) -> String {
-    match kind {
-        ErrorKind::WouldBlock | ErrorKind::TimedOut => "the read gave up before the client's \
-             bytes came: the connection is non-blocking, or has a tiny read timeout. A server \
-             waits for its client: return the connection as accept() gave it."
-            .to_string(),
-        _ => format!(
-            "{} Return the connection as accept() gave it: do not shut it down or close it.",
-            hint_for_kind(kind).unwrap_or("the connection failed.")
-        ),
-    }
-}
-
-/// The connection accept_one returned writes a line: the check's client must
-/// read exactly it, and nothing else.
-fn expect_writable(step: &Step, client: &mut Peer, connection: &mut TcpStream) {
-    let message = b"from you to the client\n";
-    step.transcript().add(format!(
-        "check   wrote {} to the connection accept_one returned",
-        show(message)
-    ));
-    if let Err(error) = connection.write_all(message) {
-        step.report()
-            .did("the check wrote a line to the connection accept_one returned")
-            .expected("the write to succeed")
-            .got(&format!("an error: {error}"))
-            .hint("return the connection as accept() gave it: do not shut it down or close it.")
-            .fail();
-    }
-    let received = client.read_line();
-    if received.bytes != message || received.end != End::Newline {
-        let report = step
-            .report()
-            .did("the check wrote a line to the connection accept_one returned; its client read")
-            .expected(&format!("the client to read {}", show(message)));
-        if received.bytes.is_empty() || message.starts_with(&received.bytes) {
-            report.got_received(message, &received).fail();
-        }
-        report
-            .got(&received.describe())
-            .observed(&format!(
-                "the check never wrote {}: your accept_one did. It must only accept; \
-                 what to say to the client is the server's business, later.",
-                show(&received.bytes)
-            ))
-            .fail();
-    }
-}
+/// accept_one's connection, in the words of the support crate's `handed`.
+const ACCEPTED: Handed = Handed {
+    function: "accept_one",
+    made_by: "accept()",
+    other_side: "client",
+    waits: "A server waits for its client",
+    business: "It must only accept; what to say to the client is the server's business, later.",
+};
 
 #[test]
 fn step_3_the_connection_works_both_ways() {
@@ -328,8 +189,7 @@ fn step_3_the_connection_works_both_ways() {
     );
     let (listener, addr) = check_listener("127.0.0.1:0");
     let (mut client, mut connection) = accept_and_compare(&step, &listener, addr);
-    expect_readable(&step, &mut client, &connection);
-    expect_writable(&step, &mut client, &mut connection);
+    expect_works_both_ways(&step, &mut client, &mut connection, &ACCEPTED);
     expect_no_timeouts(&step, &connection);
 }
 
@@ -368,20 +228,11 @@ fn step_4_accept_on_ipv6_too() {
         "step 4: accept_one works on an IPv6 listener, and returns the client's IPv6 address",
         CHAPTER,
     );
-    if !has_ipv6_loopback() {
-        return;
+    if !localhost::has_ipv6() {
+        return step.skip("this machine has no IPv6 loopback (::1)");
     }
     let (listener, addr) = check_listener("[::1]:0");
     let _client = accept_and_compare(&step, &listener, addr);
-}
-
-/// An error in words: its message, and the kind of `io::Error` under it.
-fn describe_error(error: &anyhow::Error) -> String {
-    let message = format!("{error:#}");
-    match io_error_kind(error) {
-        Some(kind) => format!("the error {message:?} (an io::Error of kind {kind:?} inside)"),
-        None => format!("the error {message:?}, with no io::Error inside"),
-    }
 }
 
 #[test]
@@ -398,10 +249,8 @@ fn step_5_a_failed_accept_is_an_error() {
         .expect("the check could not make its listener non-blocking");
     step.transcript()
         .add("check   made its listener fail every accept (non-blocking, no client)".to_string());
-    let accepting = start_accept(&step, &listener);
-    let outcome = finish_quickly(
+    let outcome = start_accept(&step, &listener).finish_within(
         &step,
-        accepting,
         FAILS_AT_ONCE,
         "accept() failed, and accept_one did not return. Does it retry in a loop? \
          Return the error: the caller decides what to do (lesson 6 retries, with a pause).",
@@ -475,10 +324,7 @@ fn step_6_the_program_says_who_connected() {
         "step 6: the program prints `accepted PEER` for each client and closes its connection",
         CHAPTER,
     );
-    expect_program_accepts(&step, "127.0.0.1:0");
-    if has_ipv6_loopback() {
-        expect_program_accepts(&step, "[::1]:0");
-    }
+    localhost::on_each_loopback(&step, |addr| expect_program_accepts(&step, addr));
 }
 
 #[test]
@@ -487,6 +333,5 @@ fn step_7_the_program_explains_an_address_in_use() {
         "step 7: the program explains an address in use in one line, exit code 1",
         CHAPTER,
     );
-    let (_taken, addr) = peer::address_in_use();
-    run(program!(), &[&addr], b"").expect_one_line_error(&step, &[&addr, "in use"]);
+    expect_address_in_use_explained(&step, program!(), &[]);
 }

@@ -1,19 +1,20 @@
 //! The checks of lesson 3, in the order you meet them: the first failure is
 //! your next step. Run them with `cargo test -p lesson-03-dial`.
 
-use std::io::{BufRead, BufReader, ErrorKind, Write};
-use std::net::{AddrParseError, IpAddr, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
-use std::sync::mpsc::{self, RecvTimeoutError};
-use std::thread;
+use std::io::ErrorKind;
+use std::net::{AddrParseError, SocketAddr, TcpListener, TcpStream};
 use std::time::Duration;
 
 use lesson_03_dial::dial;
 use predicates::str::contains;
-use seesaw_checks::bytes::show;
-use seesaw_checks::peer::{CheckServer, End, PIECE_PAUSE, Peer, unused_address};
+use seesaw_checks::handed::{Handed, expect_reached, expect_works_both_ways, where_connected};
+use seesaw_checks::localhost::{
+    NO_IPV6, each_localhost_alone, has_ipv6, ipv6_loopback, localhost_addresses,
+};
+use seesaw_checks::peer::{CheckServer, accept_within, unused_address};
 use seesaw_checks::program::run;
-use seesaw_checks::report::{Step, hint_for_kind, io_error_kind};
-use seesaw_checks::{DEADLINE, bounded, program};
+use seesaw_checks::report::{Step, describe_error, hint_for_kind, io_error_kind};
+use seesaw_checks::{DEADLINE, program, timing};
 
 const CHAPTER: &str = "03-dial";
 
@@ -46,34 +47,7 @@ fn call_failing_dial(step: &Step, addr: &str) -> anyhow::Result<TcpStream> {
 fn call_dial_within(step: &Step, addr: &str, wait: Duration) -> anyhow::Result<TcpStream> {
     let owned = addr.to_string();
     let call = format!("dial({addr:?})");
-    let (done, returned) = mpsc::channel();
-    let running = bounded::start(step, &call, move || {
-        let outcome = dial(&owned);
-        let _ = done.send(());
-        outcome
-    });
-    // A panic drops `done` (Disconnected): `finish` below reports it.
-    if let Err(RecvTimeoutError::Timeout) = returned.recv_timeout(wait) {
-        step.note_waited_out();
-        step.report()
-            .expected(&format!("{call} to return at once"))
-            .got(&format!(
-                "still running after {} s: it hangs",
-                wait.as_secs_f32()
-            ))
-            .observed(DIAL_HANGS)
-            .fail();
-    }
-    running.finish(step, DIAL_HANGS)
-}
-
-/// An error in words: its message, and the kind of `io::Error` under it.
-fn describe_error(error: &anyhow::Error) -> String {
-    let message = format!("{error:#}");
-    match io_error_kind(error) {
-        Some(kind) => format!("the error {message:?} (an io::Error of kind {kind:?} inside)"),
-        None => format!("the error {message:?}, with no io::Error inside"),
-    }
+    timing::run_within(step, &call, wait, DIAL_HANGS, move || dial(&owned))
 }
 
 /// The hint for an error of dial where the address was good: the check
@@ -121,36 +95,6 @@ fn expect_dialled(step: &Step, addr: &str, refused_hint: Option<&str>) -> TcpStr
         .fail()
 }
 
-/// Where a connection dial returned leads, for a report.
-fn where_connected(connection: &TcpStream) -> String {
-    match connection.peer_addr() {
-        Ok(addr) => format!("a connection to {addr}"),
-        Err(error) => format!("a connection to nowhere ({error})"),
-    }
-}
-
-/// True when this machine has an IPv6 loopback address to listen on.
-fn has_ipv6_loopback() -> bool {
-    let usable = TcpListener::bind("[::1]:0").is_ok();
-    if !usable {
-        eprintln!("note: this machine has no IPv6 loopback (::1), so the IPv6 part is skipped.");
-    }
-    usable
-}
-
-/// Waits, at most [`DEADLINE`], for a connection on the check's `listener`.
-fn accept_within(listener: &TcpListener) -> Option<TcpStream> {
-    let listener = listener.try_clone().ok()?;
-    let (sender, accepted) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = sender.send(listener.accept());
-    });
-    match accepted.recv_timeout(DEADLINE) {
-        Ok(Ok((stream, _))) => Some(stream),
-        _ => None,
-    }
-}
-
 /// Dials `text` and fails unless the connection reached the check's
 /// `listener`, from the socket dial returned.
 fn dial_and_compare(step: &Step, listener: &TcpListener, text: &str, refused_hint: Option<&str>) {
@@ -160,42 +104,8 @@ fn dial_and_compare(step: &Step, listener: &TcpListener, text: &str, refused_hin
     step.transcript()
         .add(format!("check   listening on {listening}"));
     let connection = expect_dialled(step, text, refused_hint);
-    let ours = connection
-        .local_addr()
-        .expect("a connected socket has a local address");
     let did = format!("called dial({text:?}); the check listens on {listening}");
-    match connection.peer_addr() {
-        Ok(remote) if remote == listening => {}
-        _ => step
-            .report()
-            .did(&did)
-            .expected(&format!("a connection to {listening}"))
-            .got(&where_connected(&connection))
-            .hint("dial the address you are given, not a fixed one like 127.0.0.1:5555.")
-            .fail(),
-    }
-    let Some(accepted) = accept_within(listener) else {
-        step.report()
-            .did(&did)
-            .expected("the check's listener to accept your connection")
-            .got("no connection came")
-            .fail()
-    };
-    step.transcript()
-        .add(format!("check   accepted a connection from you at {ours}"));
-    if accepted.peer_addr().ok() != Some(ours) {
-        step.report()
-            .did(&did)
-            .expected(&format!(
-                "the connection the check accepted to come from your socket, {ours}"
-            ))
-            .got(&match accepted.peer_addr() {
-                Ok(addr) => format!("one from {addr}"),
-                Err(error) => format!("one from nowhere ({error})"),
-            })
-            .hint("return the connection you dialled, not another one.")
-            .fail();
-    }
+    expect_reached(step, listener, &connection, &did);
 }
 
 #[test]
@@ -217,48 +127,14 @@ fn step_2_connect_over_ipv6() {
         "step 2: dial connects to an IPv6 address, [::1]:PORT, as well",
         CHAPTER,
     );
-    if !has_ipv6_loopback() {
-        return;
+    if !has_ipv6() {
+        return step.skip(NO_IPV6);
     }
     let listener = TcpListener::bind("[::1]:0").expect("the check could not listen");
     let addr = listener
         .local_addr()
         .expect("a bound listener has an address");
     dial_and_compare(&step, &listener, &addr.to_string(), None);
-}
-
-/// The addresses the name `localhost` stands for on this machine, in order.
-fn localhost_addresses() -> Vec<IpAddr> {
-    let mut found: Vec<IpAddr> = Vec::new();
-    let resolved = ("localhost", 0)
-        .to_socket_addrs()
-        .expect("this machine cannot look up localhost");
-    for addr in resolved {
-        if !found.contains(&addr.ip()) {
-            found.push(addr.ip());
-        }
-    }
-    found
-}
-
-/// A listener on `ip`, at a port where nothing listened on the `others` a
-/// moment ago: a dial to localhost at that port reaches only this one.
-fn listen_only_on(ip: IpAddr, others: &[IpAddr]) -> TcpListener {
-    for _ in 0..20 {
-        let listener = TcpListener::bind((ip, 0)).expect("the check could not listen");
-        let port = listener
-            .local_addr()
-            .expect("a bound listener has an address")
-            .port();
-        // Each test listener is dropped at once: it only proves the port free.
-        if others
-            .iter()
-            .all(|other| TcpListener::bind((*other, port)).is_ok())
-        {
-            return listener;
-        }
-    }
-    panic!("the check found no port that is free on every address of localhost")
 }
 
 #[test]
@@ -269,150 +145,33 @@ fn step_3_connect_by_name_trying_every_address() {
     );
     let addresses = localhost_addresses();
     if addresses.len() < 2 {
-        eprintln!(
-            "note: localhost is only {addresses:?} on this machine, so trying every \
-             address cannot be shown here; dialling by name is checked."
+        step.skip_part(
+            "trying every address of localhost",
+            &format!("localhost is only {addresses:?} here; dialling by name is checked"),
         );
     }
     step.transcript()
         .add(format!("check   localhost stands for {addresses:?} here"));
     // A listener on each address of localhost in turn, and none on the others:
     // dial must try them all until one answers.
-    for (index, ip) in addresses.iter().enumerate() {
-        let mut others = addresses.clone();
-        others.remove(index);
-        let listener = listen_only_on(*ip, &others);
-        let port = listener
-            .local_addr()
-            .expect("a bound listener has an address")
-            .port();
+    for (ip, listener, name) in each_localhost_alone() {
         let refused = format!(
             "localhost stands for {addresses:?} here, and the check listens on {ip} only: \
              your dial did not try every address. TcpStream::connect tries each in turn; \
              connect_timeout, or taking the first address, tries one."
         );
-        dial_and_compare(
-            &step,
-            &listener,
-            &format!("localhost:{port}"),
-            Some(&refused),
-        );
+        dial_and_compare(&step, &listener, &name, Some(&refused));
     }
 }
 
-/// Reads one line from `connection` on a thread of the check's own, with the
-/// connection as dial left it (no timeout of the check's).
-fn read_line_in_background(connection: &TcpStream) -> mpsc::Receiver<std::io::Result<Vec<u8>>> {
-    let reader = connection
-        .try_clone()
-        .expect("the check could not clone the connection");
-    let (sender, received) = mpsc::channel();
-    thread::spawn(move || {
-        let mut line = Vec::new();
-        let outcome = BufReader::new(reader)
-            .read_until(b'\n', &mut line)
-            .map(|_| line);
-        let _ = sender.send(outcome);
-    });
-    received
-}
-
-/// The hint for a read on dial's connection that failed with `kind`.
-fn read_failed_hint(kind: ErrorKind) -> String {
-    match kind {
-        ErrorKind::WouldBlock | ErrorKind::TimedOut => "the read gave up before the server's \
-             bytes came: the connection is non-blocking, or has a tiny read timeout. A client \
-             waits for its server's reply: return the connection as connect gave it."
-            .to_string(),
-        _ => format!(
-            "{} Return the connection as connect gave it: do not shut it down or close it.",
-            hint_for_kind(kind).unwrap_or("the connection failed.")
-        ),
-    }
-}
-
-/// The check's server sends a line, a little late; the connection dial
-/// returned must read exactly it.
-fn expect_readable(step: &Step, server: &mut Peer, connection: &TcpStream) {
-    let message = b"from the server to you\n";
-    let reading = read_line_in_background(connection);
-    // The server is a little slow: a connection that cannot wait for data
-    // (non-blocking, or a tiny read timeout) fails here, as it would in a client.
-    thread::sleep(PIECE_PAUSE * 2);
-    server.send(message);
-    let did = "the check read a line from the connection dial returned, while its server \
-               sent one, a little late";
-    let expected = format!("to read {}", show(message));
-    match reading.recv_timeout(DEADLINE) {
-        Ok(Ok(line)) if line == message => {}
-        Ok(Ok(line)) => step
-            .report()
-            .did(did)
-            .expected(&expected)
-            .got(&match line.ends_with(b"\n") {
-                true => show(&line),
-                false => format!("{} and then end of file", show(&line)),
-            })
-            .hint("return the connection as connect gave it: do not read from it, shut it down or close it in dial.")
-            .fail(),
-        Ok(Err(error)) => step
-            .report()
-            .did(did)
-            .expected(&expected)
-            .got(&format!("an error: {error}"))
-            .observed(&read_failed_hint(error.kind()))
-            .fail(),
-        Err(_) => {
-            step.note_waited_out();
-            step.report()
-                .did(did)
-                .expected(&expected)
-                .got(&format!("nothing within {} s", DEADLINE.as_secs_f32()))
-                .hint("return the connection you dialled, as it is.")
-                .fail()
-        }
-    }
-    step.transcript().add(format!(
-        "check   read {} from the connection dial returned",
-        show(message)
-    ));
-}
-
-/// The connection dial returned writes a line: the check's server must read
-/// exactly it, and nothing else.
-fn expect_writable(step: &Step, server: &mut Peer, connection: &mut TcpStream) {
-    let message = b"from you to the server\n";
-    step.transcript().add(format!(
-        "check   wrote {} to the connection dial returned",
-        show(message)
-    ));
-    if let Err(error) = connection.write_all(message) {
-        step.report()
-            .did("the check wrote a line to the connection dial returned")
-            .expected("the write to succeed")
-            .got(&format!("an error: {error}"))
-            .hint("return the connection as connect gave it: do not shut it down or close it.")
-            .fail();
-    }
-    let received = server.read_line();
-    if received.bytes != message || received.end != End::Newline {
-        let report = step
-            .report()
-            .did("the check wrote a line to the connection dial returned; its server read")
-            .expected(&format!("the server to read {}", show(message)));
-        if received.bytes.is_empty() || message.starts_with(&received.bytes) {
-            report.got_received(message, &received).fail();
-        }
-        report
-            .got(&received.describe())
-            .observed(&format!(
-                "the check never wrote {}: your dial did. It must only connect; what \
-                 to say to the server is the client's business, later.",
-                show(&received.bytes)
-            ))
-            .fail();
-    }
-}
+/// The connection dial hands back, in the words of step 4's reports.
+const DIALLED: Handed = Handed {
+    function: "dial",
+    made_by: "connect",
+    other_side: "server",
+    waits: "A client waits for its server's reply",
+    business: "It must only connect; what to say to the server is the client's business, later.",
+};
 
 #[test]
 fn step_4_the_connection_works_both_ways() {
@@ -423,8 +182,7 @@ fn step_4_the_connection_works_both_ways() {
     let server = CheckServer::start();
     let mut connection = expect_dialled(&step, &server.addr().to_string(), None);
     let mut server = server.accept(&step);
-    expect_readable(&step, &mut server, &connection);
-    expect_writable(&step, &mut server, &mut connection);
+    expect_works_both_ways(&step, &mut server, &mut connection, &DIALLED);
 }
 
 /// An address on the IPv6 loopback where nothing listens.
@@ -484,7 +242,7 @@ fn step_5_refused_is_an_error_that_names_the_address() {
         CHAPTER,
     );
     expect_refused(&step, &unused_address().to_string());
-    if has_ipv6_loopback() {
+    if ipv6_loopback(&step, "over IPv6") {
         expect_refused(&step, &unused_ipv6_address().to_string());
     }
 }
@@ -530,7 +288,7 @@ fn expect_program_connects(step: &Step, listener: &TcpListener) {
         &format!("connected to {addr} from LOCAL"),
     );
     // The connection waits in the check's backlog; its peer must be the LOCAL printed.
-    let Some(accepted) = accept_within(listener) else {
+    let Some(accepted) = accept_within(listener, DEADLINE) else {
         finished
             .report(step)
             .expected("a connection to the check's server")
@@ -560,7 +318,7 @@ fn step_7_the_program_says_where_it_connected() {
     );
     let listener = TcpListener::bind("127.0.0.1:0").expect("the check could not listen");
     expect_program_connects(&step, &listener);
-    if has_ipv6_loopback() {
+    if ipv6_loopback(&step, "over IPv6") {
         let listener = TcpListener::bind("[::1]:0").expect("the check could not listen");
         expect_program_connects(&step, &listener);
     }

@@ -4,22 +4,32 @@
 //! To check your server, the check plays the client; to check your client, the
 //! check plays the server. The last check has your client talk to your server,
 //! with the check in the middle, passing the bytes on and noting them.
+//!
+//! The helpers of steps 1 to 12 (your turns on the check's connections) are in
+//! `checks/turns.rs`.
 
-use std::io::{Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, Mutex};
+use std::net::SocketAddr;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use lesson_04_echo_once::{client_turn, server_turn};
-use seesaw_checks::bounded::{self, Running};
 use seesaw_checks::bytes::show;
-use seesaw_checks::peer::{End, PIECE_PAUSE, Received, unused_address};
-use seesaw_checks::program::{Server, run};
-use seesaw_checks::report::{Step, TODO_HINT, Transcript};
+use seesaw_checks::localhost;
+use seesaw_checks::peer::{
+    CheckServer, End, PIECE_PAUSE, Peer, Received, accept_within, unused_address,
+};
+use seesaw_checks::program::{Finished, run};
+use seesaw_checks::relay::Relay;
+use seesaw_checks::report::{Step, TODO_HINT};
+use seesaw_checks::watched::{SAID_BY_NOW, WatchedServer};
 use seesaw_checks::{DEADLINE, program};
+
+#[path = "checks/turns.rs"]
+mod turns;
+
+use turns::{
+    client_turn_answered, expect_echo, expect_message, expect_returned, got_reply,
+    start_client_turn, start_server_turn, vanish,
+};
 
 const CHAPTER: &str = "04-echo-once";
 
@@ -52,393 +62,7 @@ const AWKWARD_MESSAGES: [&[u8]; 7] = [
     b"ends in 0xFF \xff\n",
 ];
 
-// The check's end of a connection.
-
-/// What the check's reading thread saw: bytes, or how the reading ended.
-enum Arrival {
-    Bytes(Vec<u8>),
-    Ended(End),
-}
-
-/// The check's end of a connection with your code. The check writes from its
-/// own thread and reads on another one, as the bytes arrive, so the
-/// transcript lists what each side did in the order it happened.
-struct CheckEnd {
-    stream: TcpStream,
-    step: Step,
-    arrivals: mpsc::Receiver<Arrival>,
-    /// Bytes read past a newline, kept for the next read.
-    pending: Vec<u8>,
-    ended: Option<End>,
-    /// Set when the check closes: the reading thread then stops quietly.
-    closed_by_check: Arc<AtomicBool>,
-    /// A copy of your end of the connection, kept open until the check is done
-    /// with its end (see [`Turn::start`]).
-    yours: Option<TcpStream>,
-}
-
-impl CheckEnd {
-    /// The check's end `stream`, and a copy of yours if the check has one.
-    fn new(step: &Step, stream: TcpStream, yours: Option<TcpStream>) -> CheckEnd {
-        let reader = stream
-            .try_clone()
-            .expect("the check could not clone its socket");
-        let (sender, arrivals) = mpsc::channel();
-        let closed_by_check = Arc::new(AtomicBool::new(false));
-        let transcript = step.transcript().clone();
-        let quiet = Arc::clone(&closed_by_check);
-        thread::spawn(move || read_as_it_arrives(reader, &transcript, &sender, &quiet));
-        CheckEnd {
-            stream,
-            step: step.clone(),
-            arrivals,
-            pending: Vec::new(),
-            ended: None,
-            closed_by_check,
-            yours,
-        }
-    }
-
-    /// Sends `bytes` in one write.
-    fn send(&mut self, bytes: &[u8]) {
-        self.step
-            .transcript()
-            .add(format!("check → you   {}", show(bytes)));
-        if let Err(error) = self.stream.write_all(bytes) {
-            self.step
-                .transcript()
-                .add(format!("check   could not send: {error}"));
-        }
-    }
-
-    /// Sends each piece in a write of its own, `pause` apart, as a slow
-    /// network would deliver them.
-    fn send_in_pieces(&mut self, pieces: &[&[u8]], pause: Duration) {
-        for (index, piece) in pieces.iter().enumerate() {
-            if index > 0 {
-                thread::sleep(pause);
-            }
-            self.send(piece);
-        }
-    }
-
-    /// Closes the check's sending side: the other side reads end of file.
-    fn close_sending(&mut self) {
-        self.step
-            .transcript()
-            .add("check   closed its sending side (shutdown Write)".to_string());
-        let _ = self.stream.shutdown(Shutdown::Write);
-    }
-
-    /// Closes the connection altogether.
-    fn close(self, why: &str) {
-        self.step.transcript().add(format!("check   {why}"));
-        // Drop does the rest.
-    }
-
-    /// Reads until a newline, end of file or [`REPLY_WAIT`].
-    fn read_line(&mut self) -> Received {
-        self.read(true, REPLY_WAIT)
-    }
-
-    /// Reads until end of file or [`REPLY_WAIT`].
-    fn read_to_end(&mut self) -> Received {
-        self.read(false, REPLY_WAIT)
-    }
-
-    /// Reads what comes within `wait`, for a check that expects nothing
-    /// (more): running out of time here is no hang.
-    fn read_for(&mut self, wait: Duration) -> Received {
-        self.read(false, wait)
-    }
-
-    fn read(&mut self, stop_at_newline: bool, wait: Duration) -> Received {
-        let deadline = Instant::now() + wait;
-        let mut bytes = std::mem::take(&mut self.pending);
-        let end = loop {
-            let newline = bytes.iter().position(|&byte| byte == b'\n');
-            if let (true, Some(at)) = (stop_at_newline, newline) {
-                self.pending = bytes.split_off(at + 1);
-                break End::Newline;
-            }
-            if let Some(end) = self.ended {
-                break end;
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.arrivals.recv_timeout(left) {
-                Ok(Arrival::Bytes(more)) => bytes.extend_from_slice(&more),
-                Ok(Arrival::Ended(end)) => self.ended = Some(end),
-                Err(RecvTimeoutError::Timeout) => break End::TimedOut,
-                Err(RecvTimeoutError::Disconnected) => self.ended = Some(End::Closed),
-            }
-        };
-        if end == End::TimedOut {
-            self.step.transcript().add(format!(
-                "check   waited {} s, nothing more came",
-                wait.as_secs_f32()
-            ));
-            if wait >= REPLY_WAIT {
-                self.step.note_waited_out();
-            }
-        }
-        Received { bytes, end }
-    }
-}
-
-impl Drop for CheckEnd {
-    fn drop(&mut self) {
-        self.closed_by_check.store(true, Ordering::SeqCst);
-        let _ = self.stream.shutdown(Shutdown::Both);
-        drop(self.yours.take());
-    }
-}
-
-/// The check's reading thread: notes each arrival in the transcript as it
-/// comes, and passes it on.
-fn read_as_it_arrives(
-    mut reader: TcpStream,
-    transcript: &Transcript,
-    arrivals: &mpsc::Sender<Arrival>,
-    closed_by_check: &AtomicBool,
-) {
-    let mut chunk = vec![0u8; 64 * 1024];
-    loop {
-        let outcome = reader.read(&mut chunk);
-        if closed_by_check.load(Ordering::SeqCst) {
-            return;
-        }
-        let arrival = match outcome {
-            Ok(0) => {
-                transcript.add("you     closed the connection (end of file)".to_string());
-                Arrival::Ended(End::Closed)
-            }
-            Ok(count) => {
-                transcript.add(format!("you → check   {}", show(&chunk[..count])));
-                Arrival::Bytes(chunk[..count].to_vec())
-            }
-            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(error) => {
-                transcript.add(format!("check   read failed: {}", error.kind()));
-                Arrival::Ended(End::Failed(error.kind()))
-            }
-        };
-        let ended = matches!(arrival, Arrival::Ended(_));
-        if arrivals.send(arrival).is_err() || ended {
-            return;
-        }
-    }
-}
-
-/// Two ends of a fresh connection on 127.0.0.1: the one that connected, and
-/// the one that was accepted.
-fn connection_pair() -> (TcpStream, TcpStream) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("the check could not listen");
-    let addr = listener
-        .local_addr()
-        .expect("a bound listener has an address");
-    let connected = TcpStream::connect(addr).expect("the check could not connect to itself");
-    let (accepted, _) = listener
-        .accept()
-        .expect("the check could not accept its own connection");
-    (connected, accepted)
-}
-
-// Your code, on a thread of its own.
-
-/// Shuts down the sending side of a socket when dropped, even by a panic.
-struct SendEndOfFile(Option<TcpStream>);
-
-impl Drop for SendEndOfFile {
-    fn drop(&mut self) {
-        if let Some(stream) = &self.0 {
-            let _ = stream.shutdown(Shutdown::Write);
-        }
-    }
-}
-
-/// A call of your server_turn or client_turn, running on its own thread.
-struct Turn {
-    call: String,
-    running: Running<anyhow::Result<Vec<u8>>>,
-    returned: mpsc::Receiver<()>,
-}
-
-impl Turn {
-    fn start(
-        step: &Step,
-        call: &str,
-        connection: TcpStream,
-        code: impl FnOnce(&mut TcpStream) -> anyhow::Result<Vec<u8>> + Send + 'static,
-    ) -> Turn {
-        let (done, returned) = mpsc::channel();
-        let running = bounded::start_with(step, call, connection, move |connection| {
-            // When your code returns (or panics), its end says "end of file";
-            // the check's copy keeps the socket open, so that bytes your code
-            // left unread cannot turn the close into a reset.
-            let _end_of_file = SendEndOfFile(connection.try_clone().ok());
-            let outcome = code(connection);
-            let _ = done.send(());
-            outcome
-        });
-        Turn {
-            call: call.to_string(),
-            running,
-            returned,
-        }
-    }
-
-    /// Waits, at most [`REPLY_WAIT`], for the call to return. A hang or a
-    /// panic fails the step; `hang_hint` says why the code may be stuck.
-    fn finish(self, step: &Step, hang_hint: &str) -> anyhow::Result<Vec<u8>> {
-        // A panic drops the signal (Disconnected): `finish` below reports it.
-        if let Err(RecvTimeoutError::Timeout) = self.returned.recv_timeout(REPLY_WAIT) {
-            step.note_waited_out();
-            step.report()
-                .expected(&format!("{} to return", self.call))
-                .got(&format!(
-                    "still running after {} s: it hangs",
-                    REPLY_WAIT.as_secs_f32()
-                ))
-                .observed(hang_hint)
-                .fail();
-        }
-        self.running.finish(step, hang_hint)
-    }
-
-    /// Like [`Turn::finish`], and an error fails the step too, with its hint.
-    fn finish_ok(self, step: &Step, hang_hint: &str) -> Vec<u8> {
-        let call = self.call.clone();
-        step.ok(&call, self.finish(step, hang_hint))
-    }
-
-    /// What the call returned, if it returns within a moment: a report then
-    /// shows your code's own error. A panic fails the step at once.
-    fn returned_by_now(self, step: &Step) -> Option<anyhow::Result<Vec<u8>>> {
-        match self.returned.recv_timeout(Duration::from_millis(200)) {
-            Err(RecvTimeoutError::Timeout) => None,
-            _ => Some(self.running.finish(step, "")),
-        }
-    }
-}
-
-/// Runs your server_turn on the server end of a fresh connection, whose
-/// client end the check holds. When server_turn returns, its end sends end of file.
-fn start_server_turn(step: &Step) -> (CheckEnd, Turn) {
-    let (client, connection) = connection_pair();
-    step.transcript()
-        .add("check   connected to you (server_turn)".to_string());
-    let yours = connection.try_clone().ok();
-    let turn = Turn::start(
-        step,
-        "server_turn(&mut connection)",
-        connection,
-        server_turn,
-    );
-    (CheckEnd::new(step, client, yours), turn)
-}
-
-/// What the check read, in words: like `Received::describe`, with the time
-/// the check really waited.
-fn describe(received: &Received) -> String {
-    match received.end {
-        End::TimedOut => format!(
-            "{} and then nothing more for {} s",
-            show(&received.bytes),
-            REPLY_WAIT.as_secs_f32()
-        ),
-        _ => received.describe(),
-    }
-}
-
-/// Adds to `report` what the check read where `expected` should have come,
-/// with the hint that fits: a hang has its own.
-fn got_received(
-    report: seesaw_checks::report::Report,
-    expected: &[u8],
-    received: &Received,
-    hang_hint: &str,
-) -> seesaw_checks::report::Report {
-    if received.end != End::TimedOut {
-        return report.got_received(expected, received);
-    }
-    let report = report.got(&describe(received));
-    match received.bytes.is_empty() {
-        true => report.observed(&format!(
-            "nothing came back within {} s: your code is waiting for something. {hang_hint}",
-            REPLY_WAIT.as_secs_f32()
-        )),
-        false => report.observed(&format!(
-            "{} came, then nothing for {} s: your code stopped short of the newline, or is \
-             waiting for something. {hang_hint}",
-            show(&received.bytes),
-            REPLY_WAIT.as_secs_f32()
-        )),
-    }
-}
-
-/// Fails the step with what `reply` shows, and with your code's own error if
-/// it returned one: that is usually the cause.
-fn fail_with_reply(step: &Step, turn: Turn, what: &str, expected: &[u8], reply: &Received) -> ! {
-    let report = step
-        .report()
-        .did(what)
-        .expected(&format!("{} back", show(expected)));
-    // After a hang your code is still running: no need to wait for it.
-    let outcome = match reply.end {
-        End::TimedOut => None,
-        _ => turn.returned_by_now(step),
-    };
-    match outcome {
-        Some(Err(error)) => report
-            .got(&describe(reply))
-            .got_error(&error)
-            .hint("your code returned this error instead of finishing its turn: its message says why.")
-            .fail(),
-        _ => got_received(report, expected, reply, SERVER_HANGS).fail(),
-    }
-}
-
-/// The check's client has sent `message`: fails unless the echo `expected`
-/// comes back, server_turn returns it, and nothing more comes after it.
-fn expect_echo(step: &Step, mut client: CheckEnd, turn: Turn, message: &[u8], expected: &[u8]) {
-    let what = format!("the check's client sent {}", show(message));
-    let reply = if expected.ends_with(b"\n") {
-        client.read_line()
-    } else {
-        client.read_to_end()
-    };
-    let complete = match reply.end {
-        End::Newline => true,
-        End::Closed => !expected.ends_with(b"\n"),
-        _ => false,
-    };
-    if reply.bytes != expected || !complete {
-        fail_with_reply(step, turn, &what, expected, &reply);
-    }
-    let returned = turn.finish_ok(step, SERVER_HANGS);
-    if returned != expected {
-        step.report()
-            .did(&what)
-            .expected(&format!(
-                "server_turn to return the message it echoed, {}",
-                show(expected)
-            ))
-            .got(&show(&returned))
-            .hint("return the very bytes you wrote back, newline included.")
-            .fail();
-    }
-    // server_turn has returned, so its end has sent end of file: anything before
-    // the end of file was written after the reply.
-    let after = client.read_to_end();
-    if !after.bytes.is_empty() || after.end != End::Closed {
-        step.report()
-            .did(&what)
-            .expected("nothing after the echo: server_turn returns and the connection closes")
-            .got(&describe(&after))
-            .hint("write the message back once, and nothing else: one message, one echo.")
-            .fail();
-    }
-}
+// Your server_turn, with the check as its client.
 
 #[test]
 fn step_01_the_server_echoes_a_message() {
@@ -473,7 +97,12 @@ fn step_03_the_server_reads_the_whole_message_in_pieces() {
     let (mut client, turn) = start_server_turn(&step);
     // Three pieces, far enough apart that a "wait a little, then read once"
     // gets only part of the message.
-    client.send_in_pieces(&[b"hel", b"lo, wor", b"ld\n"], PIECE_PAUSE * 2);
+    for (index, piece) in [&b"hel"[..], b"lo, wor", b"ld\n"].into_iter().enumerate() {
+        if index > 0 {
+            thread::sleep(PIECE_PAUSE * 2);
+        }
+        client.send(piece);
+    }
     expect_echo(&step, client, turn, b"hello, world\n", b"hello, world\n");
 }
 
@@ -527,25 +156,9 @@ fn step_06_the_server_handles_a_client_that_sends_nothing() {
     if !after.bytes.is_empty() {
         step.report()
             .expected("server_turn to write nothing: there was no message")
-            .got(&describe(&after))
+            .got(&after.describe())
             .fail();
     }
-}
-
-/// Makes the check's `client` vanish like a crashed client: it closes with a
-/// byte unread, and closing a socket with unread bytes makes the OS reset the
-/// connection. The byte is written through `yours`, a copy of your end.
-fn vanish(step: &Step, client: TcpStream, yours: &mut TcpStream) {
-    yours
-        .write_all(b"?")
-        .expect("the check could not write through its copy of your end");
-    // Wait (bounded) until the byte is there, unread, so that the close resets.
-    let _ = client.set_read_timeout(Some(REPLY_WAIT));
-    let _ = client.peek(&mut [0u8; 1]);
-    step.transcript().add(
-        "check   vanished: closed with a byte unread (a reset), like a crashed client".to_string(),
-    );
-    drop(client);
 }
 
 #[test]
@@ -554,22 +167,9 @@ fn step_07_the_server_reports_a_client_that_vanishes() {
         "step 7: server_turn returns an error, not a panic, when the client resets the connection",
         CHAPTER,
     );
-    let (mut client, connection) = connection_pair();
-    step.transcript()
-        .add("check   connected to you (server_turn)".to_string());
-    let mut yours = connection
-        .try_clone()
-        .expect("the check could not clone its socket");
-    let turn = Turn::start(
-        &step,
-        "server_turn(&mut connection)",
-        connection,
-        server_turn,
-    );
-    step.transcript()
-        .add(format!("check → you   {}", show(b"half a mess")));
-    let _ = client.write_all(b"half a mess");
-    vanish(&step, client, &mut yours);
+    let (mut client, turn) = start_server_turn(&step);
+    client.send(b"half a mess");
+    vanish(client, &turn);
     let outcome = turn.finish(
         &step,
         "a reset makes the read fail at once: return that error instead of reading on.",
@@ -589,77 +189,7 @@ fn step_07_the_server_reports_a_client_that_vanishes() {
     }
 }
 
-/// Runs your client_turn with `message` on a fresh connection, whose server
-/// end the check holds.
-fn start_client_turn(step: &Step, message: &'static [u8]) -> (CheckEnd, Turn) {
-    let (connection, server) = connection_pair();
-    step.transcript()
-        .add("check   accepted your connection (client_turn)".to_string());
-    let call = format!("client_turn(&mut connection, {})", show(message));
-    let yours = connection.try_clone().ok();
-    let turn = Turn::start(step, &call, connection, move |connection| {
-        client_turn(connection, message)
-    });
-    (CheckEnd::new(step, server, yours), turn)
-}
-
-/// Fails unless the check's server received exactly `message`.
-fn expect_message(step: &Step, server: &mut CheckEnd, turn: Turn, message: &[u8]) -> Turn {
-    let received = server.read_line();
-    if received.bytes == message && received.end == End::Newline {
-        return turn;
-    }
-    let report = step
-        .report()
-        .did(&format!("called client_turn with {}", show(message)))
-        .expected(&format!("the check's server to receive {}", show(message)));
-    match turn.returned_by_now(step) {
-        Some(Err(error)) => report.got(&describe(&received)).got_error(&error).fail(),
-        _ => got_received(
-            report.hint("write the whole message, newline included, before you read."),
-            message,
-            &received,
-            "Does client_turn write the whole message, newline included, before it reads?",
-        )
-        .fail(),
-    }
-}
-
-/// Waits for client_turn to return, and fails unless it returned `reply`.
-fn expect_returned(step: &Step, turn: Turn, reply: &[u8], hang_hint: &str, hint: &str) {
-    let returned = turn.finish_ok(step, hang_hint);
-    if returned != reply {
-        let difference = seesaw_checks::bytes::difference(reply, &returned).unwrap_or_default();
-        step.report()
-            .expected(&format!("client_turn to return the reply, {}", show(reply)))
-            .got(&show(&returned))
-            .observed(&format!("{difference}. {hint}"))
-            .fail();
-    }
-}
-
-/// After client_turn has returned, its connection is closed: fails if the
-/// check's server got anything more than the message.
-fn expect_nothing_more(step: &Step, server: &mut CheckEnd) {
-    let after = server.read_to_end();
-    if !after.bytes.is_empty() {
-        step.report()
-            .expected("nothing after the message: one message, then the reply is read")
-            .got(&describe(&after))
-            .hint("write the message once, and nothing else.")
-            .fail();
-    }
-}
-
-/// One whole turn of your client against the check's server, which answers
-/// `message` with `reply`.
-fn client_turn_answered(step: &Step, message: &'static [u8], reply: &[u8], hint: &str) {
-    let (mut server, turn) = start_client_turn(step, message);
-    let turn = expect_message(step, &mut server, turn, message);
-    server.send(reply);
-    expect_returned(step, turn, reply, CLIENT_HANGS, hint);
-    expect_nothing_more(step, &mut server);
-}
+// Your client_turn, with the check as its server.
 
 #[test]
 fn step_08_the_client_sends_and_reads_the_reply() {
@@ -713,20 +243,20 @@ fn step_11_the_client_waits_for_a_late_reply_in_pieces() {
         CHAPTER,
     );
     let (mut server, turn) = start_client_turn(&step, b"ping\n");
-    let turn = expect_message(&step, &mut server, turn, b"ping\n");
+    expect_message(&step, &mut server, &turn, b"ping\n");
     // The reply comes late: meanwhile nothing more may come from the client.
     let extra = server.read_for(QUIET);
     if !extra.bytes.is_empty() || extra.end != End::TimedOut {
         step.report()
             .expected("nothing after the message, while the client waits for the reply")
-            .got(&describe(&extra))
+            .got(&extra.describe())
             .hint("write the message once, then only read.")
             .fail();
     }
-    server.send_in_pieces(&[b"po", b"n", b"g\n"], PIECE_PAUSE);
+    server.send_in_pieces(&[b"po", b"n", b"g\n"]);
     expect_returned(
         &step,
-        turn,
+        &turn,
         b"pong\n",
         CLIENT_HANGS,
         "One read() returns only what has arrived so far, and a reply may come late, in \
@@ -741,8 +271,8 @@ fn step_12_the_client_reports_a_server_that_closes_without_replying() {
         CHAPTER,
     );
     let (mut server, turn) = start_client_turn(&step, b"anyone there?\n");
-    let turn = expect_message(&step, &mut server, turn, b"anyone there?\n");
-    server.close("closed the connection without replying");
+    expect_message(&step, &mut server, &turn, b"anyone there?\n");
+    server.close(" without replying");
     let outcome = turn.finish(
         &step,
         "the server has closed: reading returns 0 bytes (end of file) at once. Stop there.",
@@ -756,54 +286,51 @@ fn step_12_the_client_reports_a_server_that_closes_without_replying() {
     }
 }
 
+// The programs.
+
 /// Connects to the server program at `addr`, sends `message`, and fails
-/// unless the echo comes back and the server then closes the connection.
-fn expect_program_echo(step: &Step, server: &mut Server, addr: SocketAddr, message: &[u8]) {
-    let stream = TcpStream::connect_timeout(&addr, DEADLINE).unwrap_or_else(|error| {
-        server
-            .report(step)
-            .expected(&format!("to connect to the server at {addr}"))
-            .got(&format!("an error: {error}"))
-            .fail()
-    });
-    let local = stream
-        .local_addr()
-        .expect("a connected socket has a local address");
-    step.transcript()
-        .add(format!("check   connected to you at {addr} from {local}"));
-    let mut client = CheckEnd::new(step, stream, None);
-    server.wait_for_line(step, &format!("accepted {local}"));
-    client.send(message);
-    let reply = client.read_line();
-    if reply.bytes != message || reply.end != End::Newline {
-        let report = server
-            .report(step)
-            .expected(&format!("{} back", show(message)))
-            .hint("the server's stderr above shows what your server_turn did with this client; a line `PEER: ...` is the error it returned.");
-        got_received(report, message, &reply, SERVER_HANGS).fail();
-    }
+/// unless the echo comes back, the server then closes the connection, and it
+/// narrates both with the length server_turn returned.
+fn expect_program_echo(step: &Step, server: &mut WatchedServer, addr: SocketAddr, message: &[u8]) {
+    let mut client = server.connect(step, addr).patience(REPLY_WAIT);
+    let local = client.local_addr();
+    server.expect_echo(
+        step,
+        &mut client,
+        message,
+        "the server's output above shows what your server_turn did with this client; a \
+         line `PEER: ...` is the error it returned.",
+    );
     let after = client.read_to_end();
     if !after.bytes.is_empty() || after.end != End::Closed {
-        server
+        let report = server
             .report(step)
             .expected("the server to close the connection after one echo, and write nothing more")
-            .got(&describe(&after))
-            .fail();
+            .got(&after.describe());
+        server.fail(report);
     }
-    // The server narrates the echo on stderr, with the length server_turn returned.
+    server.expect_said(
+        step,
+        &format!("accepted {local}"),
+        "main.rs (given) says `accepted PEER` for each client.",
+    );
     for (said, peer) in [
         ("read", format!("bytes from {local}")),
         ("wrote", format!("bytes to {local}")),
     ] {
-        let line = server.wait_for_line(step, &peer);
         let expected = format!("{said} {} {peer}", message.len());
+        let line = server.wait_for(SAID_BY_NOW, server.started(), |line| line.contains(&peer));
+        let line = line.map(|line| line.text).unwrap_or_default();
         if !line.ends_with(&expected) {
-            server
+            let report = server
                 .report(step)
                 .expected(&format!("the line `{expected}` on stderr"))
                 .got(&format!("`{line}`"))
-                .hint("the server narrates the length of what your server_turn returned: return the very bytes you echoed.")
-                .fail();
+                .hint(
+                    "the server narrates the length of what your server_turn returned: return \
+                     the very bytes you echoed.",
+                );
+            server.fail(report);
         }
     }
 }
@@ -814,50 +341,22 @@ fn step_13_the_server_program_echoes_one_message_per_connection() {
         "step 13: `server` echoes one message on each connection, says so, and closes it",
         CHAPTER,
     );
-    for listen_on in ["127.0.0.1:0", "[::1]:0"] {
-        if listen_on.starts_with('[') && TcpListener::bind(listen_on).is_err() {
-            continue; // no IPv6 loopback on this machine
-        }
-        let mut server = Server::start(program!(), &["server", listen_on]);
+    localhost::on_each_loopback(&step, |listen_on| {
+        let mut server = WatchedServer::start(program!(), &["server", listen_on]);
         let addr = server.listening_address(&step);
         for message in [&b"first\n"[..], b"second \xff\n"] {
             expect_program_echo(&step, &mut server, addr, message);
         }
-    }
-}
-
-/// The check's server for the client program: accepts one connection, reads
-/// a line, answers `reply`. Returns what it received, or None if no client came.
-fn answer_once(
-    step: &Step,
-    listener: TcpListener,
-    reply: &'static [u8],
-) -> thread::JoinHandle<Option<Received>> {
-    let step = step.clone();
-    thread::spawn(move || {
-        let stream = accept_within(&listener, DEADLINE)?;
-        step.transcript()
-            .add("check   accepted a connection from your client".to_string());
-        let mut client = CheckEnd::new(&step, stream, None);
-        let received = client.read_line();
-        client.send(reply);
-        // Wait for the client to close, so that it can read the reply first.
-        let _ = client.read_to_end();
-        Some(received)
-    })
-}
-
-/// A connection on `listener`, if one comes within `wait`.
-fn accept_within(listener: &TcpListener, wait: Duration) -> Option<TcpStream> {
-    let listener = listener.try_clone().ok()?;
-    let (sender, accepted) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = sender.send(listener.accept());
     });
-    match accepted.recv_timeout(wait) {
-        Ok(Ok((stream, _))) => Some(stream),
-        _ => None,
-    }
+}
+
+/// A program's exit and stdout, in words.
+fn exit_and_stdout(finished: &Finished) -> String {
+    let exit = match finished.code {
+        Some(code) => format!("exit code {code}"),
+        None => "no exit: the check stopped it".to_string(),
+    };
+    format!("{exit}, stdout {}", show(&finished.stdout))
 }
 
 /// Runs the client program against the check's server on `listen_on`, with
@@ -865,14 +364,21 @@ fn accept_within(listener: &TcpListener, wait: Duration) -> Option<TcpStream> {
 /// the reply exactly and exits 0.
 fn expect_client_program(step: &Step, listen_on: &str, stdin: &[u8], line: &[u8]) {
     let reply = b"reply \x00\xff\r\n";
-    let listener = TcpListener::bind(listen_on).expect("the check could not listen");
-    let addr = listener
-        .local_addr()
-        .expect("a bound listener has an address");
-    let answering = answer_once(step, listener, reply);
+    let (listener, addr) = localhost::listen_on(listen_on);
+    let answering = {
+        let step = step.clone();
+        // The check's server: accepts one connection, reads a line, answers.
+        thread::spawn(move || -> Option<Received> {
+            let mut client = Peer::new(&step, accept_within(&listener, DEADLINE)?);
+            let received = client.read_line();
+            client.send(reply);
+            // Wait for the client to close, so that it can read the reply first.
+            let _ = client.read_to_end();
+            Some(received)
+        })
+    };
     let finished = run(program!(), &["client", &addr.to_string()], stdin);
-    let received = answering.join().unwrap_or(None);
-    let Some(received) = received else {
+    let Some(received) = answering.join().unwrap_or(None) else {
         finished
             .report(step)
             .expected(&format!(
@@ -885,7 +391,7 @@ fn expect_client_program(step: &Step, listen_on: &str, stdin: &[u8], line: &[u8]
         let report = finished
             .report(step)
             .expected(&format!("the check's server to receive {}", show(line)));
-        got_received(
+        got_reply(
             report,
             line,
             &received,
@@ -900,11 +406,7 @@ fn expect_client_program(step: &Step, listen_on: &str, stdin: &[u8], line: &[u8]
                 "exit code 0 and on stdout exactly the reply, {}",
                 show(reply)
             ))
-            .got(&format!(
-                "{}, stdout {}",
-                exit_of(finished.code),
-                show(&finished.stdout)
-            ))
+            .got(&exit_and_stdout(&finished))
             .observed(
                 "the check's server received your line and replied (see the transcript): \
                  whatever the program's own advice says, the fault is on the client's side, \
@@ -926,7 +428,7 @@ fn step_14_the_client_program_sends_a_line_and_prints_the_reply() {
         b"no newline at the end",
         b"no newline at the end\n",
     );
-    if TcpListener::bind("[::1]:0").is_ok() {
+    if localhost::ipv6_loopback(&step, "on IPv6") {
         expect_client_program(&step, "[::1]:0", b" \tspaces \xff\n", b" \tspaces \xff\n");
     }
 }
@@ -937,17 +439,14 @@ fn step_15_the_client_program_explains_a_server_that_closes() {
         "step 15: `client` explains a server that closes without replying, exit code 1",
         CHAPTER,
     );
-    let listener = TcpListener::bind("127.0.0.1:0").expect("the check could not listen");
-    let addr = listener
-        .local_addr()
-        .expect("a bound listener has an address");
+    let server = CheckServer::start();
+    let addr = server.addr();
     let closing = {
         let step = step.clone();
         thread::spawn(move || {
-            let stream = accept_within(&listener, DEADLINE)?;
-            let mut client = CheckEnd::new(&step, stream, None);
+            let mut client = Peer::new(&step, server.accept_within(DEADLINE)?);
             let received = client.read_line();
-            client.close("closed the connection without replying");
+            client.close(" without replying");
             Some(received)
         })
     };
@@ -967,93 +466,7 @@ fn step_16_the_client_program_explains_a_refused_connection() {
         .expect_one_line_error(&step, &[&nowhere, "refused"]);
 }
 
-/// A program's exit, in words.
-fn exit_of(code: Option<i32>) -> String {
-    match code {
-        Some(code) => format!("exit code {code}"),
-        None => "no exit: the check stopped it".to_string(),
-    }
-}
-
 // Your own seesaw: your client, the check in the middle, your server.
-
-/// What went through the check's relay, each way.
-#[derive(Default)]
-struct Relayed {
-    to_server: Vec<u8>,
-    to_client: Vec<u8>,
-}
-
-/// Passes bytes from `from` to `to` until `from` closes, noting them in the
-/// transcript as `label` and in `relayed` through `keep`.
-fn pump(
-    mut from: TcpStream,
-    mut to: TcpStream,
-    transcript: Transcript,
-    label: &'static str,
-    relayed: Arc<Mutex<Relayed>>,
-    keep: fn(&mut Relayed) -> &mut Vec<u8>,
-) {
-    let mut chunk = vec![0u8; 64 * 1024];
-    loop {
-        match from.read(&mut chunk) {
-            Ok(count @ 1..) => {
-                transcript.add(format!("{label}   {}", show(&chunk[..count])));
-                keep(&mut relayed.lock().unwrap()).extend_from_slice(&chunk[..count]);
-                if to.write_all(&chunk[..count]).is_err() {
-                    break;
-                }
-            }
-            _ => {
-                transcript.add(format!("{label}   (closed its sending side)"));
-                break;
-            }
-        }
-    }
-    let _ = to.shutdown(Shutdown::Write);
-}
-
-/// The check's relay: accepts your client on `listener`, connects to your
-/// server at `server`, and passes the bytes on both ways, noting them.
-fn start_relay(step: &Step, listener: TcpListener, server: SocketAddr) -> Arc<Mutex<Relayed>> {
-    let relayed = Arc::new(Mutex::new(Relayed::default()));
-    let transcript = step.transcript().clone();
-    let kept = Arc::clone(&relayed);
-    thread::spawn(move || {
-        let Some(client) = accept_within(&listener, DEADLINE) else {
-            return;
-        };
-        let Ok(upstream) = TcpStream::connect_timeout(&server, DEADLINE) else {
-            transcript.add("check   could not connect to your server".to_string());
-            return;
-        };
-        transcript.add("check   your client connected; passing its bytes on".to_string());
-        let (Ok(client_copy), Ok(upstream_copy)) = (client.try_clone(), upstream.try_clone())
-        else {
-            return;
-        };
-        let (transcript_copy, kept_copy) = (transcript.clone(), Arc::clone(&kept));
-        thread::spawn(move || {
-            pump(
-                client_copy,
-                upstream_copy,
-                transcript_copy,
-                "your client → your server",
-                kept_copy,
-                |relayed| &mut relayed.to_server,
-            )
-        });
-        pump(
-            upstream,
-            client,
-            transcript,
-            "your server → your client",
-            kept,
-            |relayed| &mut relayed.to_client,
-        );
-    });
-    relayed
-}
 
 #[test]
 fn step_17_your_client_talks_to_your_server() {
@@ -1062,43 +475,36 @@ fn step_17_your_client_talks_to_your_server() {
         CHAPTER,
     );
     let line = b"your own seesaw \xe2\x9a\x96 \xff\n";
-    let mut server = Server::start(program!(), &["server", "127.0.0.1:0"]);
+    let mut server = WatchedServer::start(program!(), &["server", "127.0.0.1:0"]);
     let server_addr = server.listening_address(&step);
-    let listener = TcpListener::bind("127.0.0.1:0").expect("the check could not listen");
-    let relay_addr = listener
-        .local_addr()
-        .expect("a bound listener has an address");
-    let relayed = start_relay(&step, listener, server_addr);
-    let finished = run(program!(), &["client", &relay_addr.to_string()], line);
+    let relay = Relay::start(&step, server_addr);
+    let finished = run(program!(), &["client", &relay.addr().to_string()], line);
     if finished.code == Some(0) && finished.stdout == line {
         return;
     }
-    let relayed = relayed.lock().unwrap();
+    let carried = relay.carried(1).unwrap_or_default();
     let blame = if finished.stderr.contains("not yet implemented") {
         TODO_HINT
     } else if finished.stderr.contains("panicked") {
         "your client panicked (its stderr is above): a failure should be an Err, not a panic."
-    } else if relayed.to_server != line {
+    } else if carried.to_server != line {
         "your client did not send the line as it came from stdin (see the transcript): look at client_turn's writing."
-    } else if relayed.to_client != line {
+    } else if carried.to_client != line {
         "your client sent the line, and your server did not echo it exactly (see the transcript and its stderr): look at server_turn."
     } else {
         "your server echoed the line exactly (see the transcript): look at how client_turn reads the reply and what it returns."
     };
-    let report = server
+    server
         .report(&step)
         .did(&format!(
-            "ran `{}` with on stdin {}; the check passed the bytes between them, from {relay_addr} to {server_addr}",
+            "ran `{}` with on stdin {}; the check passed the bytes between them, from {} to {server_addr}",
             finished.command,
-            show(&finished.stdin)
+            show(&finished.stdin),
+            relay.addr()
         ))
         .did(&format!("the client's stderr:\n{}", finished.stderr))
         .expected(&format!("exit code 0 and on stdout exactly {}", show(line)))
-        .got(&format!(
-            "{}, stdout {}",
-            exit_of(finished.code),
-            show(&finished.stdout)
-        ));
-    drop(relayed);
-    report.observed(blame).fail();
+        .got(&exit_and_stdout(&finished))
+        .observed(blame)
+        .fail();
 }

@@ -14,21 +14,24 @@
 //! reads (`seesaw_checks::watched`). Step 14 has your own clients talk to
 //! your own server, through a relay that records every byte (`Relay`).
 
-use std::cell::RefCell;
-use std::io::{Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::{Arc, Mutex, mpsc};
+use std::net::{SocketAddr, TcpListener};
+use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use lesson_06_concurrent::{Client, MAX_MESSAGE, TOO_LONG_REPLY, serve_concurrently};
 use seesaw_checks::DEADLINE;
+#[cfg(unix)]
+use seesaw_checks::accept_backoff::expect_backs_off_when_accept_fails;
 use seesaw_checks::bytes::{show, show_list};
-use seesaw_checks::peer::{End, Peer};
+use seesaw_checks::localhost::ipv6_if_any;
+use seesaw_checks::peer::Peer;
+use seesaw_checks::process::{cpu_time, expect_room_for_files};
 use seesaw_checks::program;
 use seesaw_checks::program::expect_address_in_use_explained;
-use seesaw_checks::report::{Panic, Step, hint_for_received};
+use seesaw_checks::relay::Relay;
+use seesaw_checks::report::Step;
+use seesaw_checks::serving::{self, RunningServer};
 use seesaw_checks::watched::{SAID_BY_NOW, WatchedServer};
 
 const CHAPTER: &str = "06-concurrent";
@@ -40,167 +43,23 @@ const ONE_AT_A_TIME: &str = "the server still talks to another client and has no
 const RETURNED: &str = "serve_concurrently must loop for ever: a server never returns, \
      not when its clients have gone, and not when one client or one accept fails.";
 
-/// Runs the student's `code` on a thread of its own and brings back what it
-/// returns. A panic is recorded in the step, so that the step's report shows
-/// it as the cause. Unlike `bounded::start`, a failing check does not wait
-/// for this thread before it reports: a server runs for ever.
-fn start_student_code<T: Send + 'static>(
-    step: &Step,
-    call: &str,
-    code: impl FnOnce() -> T + Send + 'static,
-) -> mpsc::Receiver<T> {
-    let (sender, outcome) = mpsc::channel();
-    let step = step.clone();
-    let call = call.to_string();
-    thread::spawn(move || match catch_unwind(AssertUnwindSafe(code)) {
-        Ok(value) => {
-            let _ = sender.send(value);
-        }
-        Err(panic) => {
-            let message = match (panic.downcast_ref::<&str>(), panic.downcast_ref::<String>()) {
-                (Some(text), _) => text.to_string(),
-                (_, Some(text)) => text.clone(),
-                _ => "(a panic without a message)".to_string(),
-            };
-            step.code_started();
-            step.code_finished(Some(Panic {
-                call,
-                message,
-                backtrace: None,
-            }));
-            // Only now is `sender` dropped: whoever sees the channel close
-            // finds the panic recorded.
-            drop(sender);
-        }
-    });
-    outcome
-}
-
-/// The student's serve_concurrently, running on a thread of its own.
-struct RunningServer {
-    /// Brings back what it returned, if it returns (it should not).
-    returned: mpsc::Receiver<String>,
-    /// How it ended, once seen.
-    ended: RefCell<Option<Ended>>,
-}
-
-/// How serve_concurrently ended (it should not).
-#[derive(Clone)]
-enum Ended {
-    /// It returned this (shown as text).
-    Returned(String),
-    /// It panicked: the step has recorded the panic.
-    Panicked,
-}
-
-impl RunningServer {
-    /// How it ended, if it ends within `wait`.
-    fn ended_within(&self, wait: Duration) -> Option<Ended> {
-        if self.ended.borrow().is_none() {
-            let ended = match self.returned.recv_timeout(wait) {
-                Ok(returned) => Some(Ended::Returned(returned)),
-                Err(mpsc::RecvTimeoutError::Disconnected) => Some(Ended::Panicked),
-                Err(mpsc::RecvTimeoutError::Timeout) => None,
-            };
-            *self.ended.borrow_mut() = ended;
-        }
-        self.ended.borrow().clone()
-    }
-}
-
 /// Starts the student's serve_concurrently on a listener of the check's own,
 /// on 127.0.0.1 and a port the OS picks.
-fn start_server(step: &Step) -> (SocketAddr, RunningServer) {
+fn start_server(step: &Step) -> RunningServer {
     let listener = TcpListener::bind("127.0.0.1:0").expect("the check could not listen");
     start_server_on(step, listener)
 }
 
 /// Starts the student's serve_concurrently on `listener`. It runs for ever,
 /// as a server should; the check never waits for it to end.
-fn start_server_on(step: &Step, listener: TcpListener) -> (SocketAddr, RunningServer) {
-    let addr = listener
-        .local_addr()
-        .expect("a bound listener has an address");
-    let returned =
-        start_student_code(
-            step,
-            "serve_concurrently(listener)",
-            move || match serve_concurrently(listener) {
-                Ok(()) => "Ok(())".to_string(),
-                Err(error) => format!("Err: {error:#}"),
-            },
-        );
-    let ended = RefCell::new(None);
-    (addr, RunningServer { returned, ended })
-}
-
-/// Sends `message` and fails unless the same bytes come back.
-fn expect_echo(step: &Step, server: &RunningServer, client: &mut Peer, message: &[u8], hint: &str) {
-    client.send(message);
-    expect_reply(step, server, client, message, hint);
-}
-
-/// How long a failing check gives your server to finish ending, when the
-/// connection was closed or reset: it may be panicking, and the panic is
-/// the cause to show.
-const SETTLE: Duration = Duration::from_millis(200);
-
-/// Fails unless the next line the client reads is exactly `message`.
-fn expect_reply(
-    step: &Step,
-    server: &RunningServer,
-    client: &mut Peer,
-    message: &[u8],
-    hint: &str,
-) {
-    let reply = client.read_line();
-    if reply.bytes == message && reply.end == End::Newline {
-        return;
-    }
-    let mut report = step.report();
-    if matches!(reply.end, End::Closed | End::Failed(_)) {
-        if let Some(Ended::Returned(returned)) = server.ended_within(SETTLE) {
-            report = report
-                .did(&format!("serve_concurrently had returned {returned}"))
-                .observed(RETURNED);
-        }
-    }
-    let report = report
-        .did(&format!(
-            "client {} sent {}",
-            client.local_addr(),
-            show(message)
-        ))
-        .expected(&format!("{} back", show(message)));
-    if reply.end == End::TimedOut && reply.bytes.is_empty() {
-        // Silence, while the check holds other clients: that is this
-        // check's own hint, not a generic one about a stuck read.
-        report.got(&reply.describe()).observed(hint).fail();
-    }
-    if server.ended_within(Duration::ZERO).is_some() {
-        // It ended: that, or its panic, is the cause, not the bytes.
-        report.got(&reply.describe()).fail();
-    }
-    report.got_received(message, &reply).hint(hint).fail();
-}
-
-/// Fails if serve_concurrently has returned: a server runs for ever.
-fn expect_still_serving(step: &Step, server: &RunningServer, wait: Duration, hint: &str) {
-    match server.ended_within(wait) {
-        None => {}
-        Some(Ended::Returned(returned)) => step
-            .report()
-            .expected("serve_concurrently(listener) to go on serving, for ever")
-            .got(&format!("it returned {returned}"))
-            .observed(hint)
-            .fail(),
-        // The report shows the panic as the cause.
-        Some(Ended::Panicked) => step
-            .report()
-            .expected("serve_concurrently(listener) to go on serving, for ever")
-            .got("it panicked")
-            .fail(),
-    }
+fn start_server_on(step: &Step, listener: TcpListener) -> RunningServer {
+    serving::start_on(
+        step,
+        listener,
+        "serve_concurrently(listener)",
+        serve_concurrently,
+    )
+    .if_it_returns(RETURNED)
 }
 
 /// Connects `count` clients, after making sure this process may open the
@@ -212,76 +71,28 @@ fn connect_many(step: &Step, addr: SocketAddr, count: usize) -> Vec<Peer> {
     (0..count).map(|_| Peer::connect(step, addr)).collect()
 }
 
-/// Fails with advice if this process cannot open `count` more files. Each
-/// connection is a file (a file descriptor), and a shell's limit on open
-/// files (`ulimit -n`) may be lower than a check with many clients needs.
-fn expect_room_for_files(step: &Step, count: usize) {
-    let Ok(me) = std::env::current_exe() else {
-        return;
-    };
-    let mut open = Vec::with_capacity(count);
-    for _ in 0..count {
-        match std::fs::File::open(&me) {
-            Ok(file) => open.push(file),
-            Err(error) if is_too_many_open_files(&error) => step
-                .report()
-                .did(&format!(
-                    "the check made sure it can open the {count} files (sockets) this step needs"
-                ))
-                .got(&format!(
-                    "after {} files: {error}: the limit on open files is too low",
-                    open.len()
-                ))
-                .observed(
-                    "this is the check's own limit, not your code: each connection is an open \
-                     file, and your shell allows too few. Raise the limit in this shell with \
-                     `ulimit -n 1024`, then run the checks again.",
-                )
-                .fail(),
-            Err(_) => return,
-        }
-    }
-}
-
-/// True for "Too many open files" (EMFILE), and its system-wide twin (ENFILE).
-fn is_too_many_open_files(error: &std::io::Error) -> bool {
-    #[cfg(unix)]
-    if matches!(error.raw_os_error(), Some(23 | 24)) {
-        return true;
-    }
-    error.to_string().contains("Too many open files")
-}
-
 #[test]
 fn step_01_one_client_is_served() {
     let step = Step::new(
         "step 1: serve_concurrently echoes a client's messages, bytes exact, and waits without spinning",
         CHAPTER,
     );
-    let (addr, server) = start_server(&step);
+    let server = start_server(&step);
+    let addr = server.addr();
     let mut client = Peer::connect(&step, addr);
     let hint = "accept the client and hand it to serve_client(connection, peer), which \
                 runs lesson 5's seesaw.";
-    expect_echo(&step, &server, &mut client, b"hello\n", hint);
-    expect_echo(
+    server.expect_echo(&step, &mut client, b"hello\n", hint);
+    server.expect_echo(
         &step,
-        &server,
         &mut client,
         b" \tbytes \xff\x00 as they are\r\n",
         hint,
     );
     client.send(b"a tail without newline");
     client.close_sending();
-    let rest = client.read_to_end();
-    if rest.bytes != b"a tail without newline" || rest.end != End::Closed {
-        step.report()
-            .did("the check sent a tail without newline and closed its sending side")
-            .expected("b\"a tail without newline\" back, then end of file")
-            .got_received(b"a tail without newline", &rest)
-            .hint(hint)
-            .fail();
-    }
-    expect_still_serving(&step, &server, Duration::ZERO, RETURNED);
+    client.expect_then_end(b"a tail without newline", hint);
+    server.expect_still_serving(&step, Duration::ZERO, RETURNED);
     #[cfg(target_os = "linux")]
     expect_no_spinning(&step);
 }
@@ -292,17 +103,12 @@ fn step_02_an_idle_client_does_not_block_another() {
         "step 2: while one client stays idle, another is served",
         CHAPTER,
     );
-    let (addr, server) = start_server(&step);
+    let server = start_server(&step);
+    let addr = server.addr();
     let mut idle = Peer::connect(&step, addr);
     let mut busy = Peer::connect(&step, addr);
-    expect_echo(
-        &step,
-        &server,
-        &mut busy,
-        b"is anybody there?\n",
-        ONE_AT_A_TIME,
-    );
-    expect_echo(&step, &server, &mut idle, b"my turn now\n", ONE_AT_A_TIME);
+    server.expect_echo(&step, &mut busy, b"is anybody there?\n", ONE_AT_A_TIME);
+    server.expect_echo(&step, &mut idle, b"my turn now\n", ONE_AT_A_TIME);
 }
 
 #[test]
@@ -311,11 +117,12 @@ fn step_03_clients_are_served_in_reverse_order() {
         "step 3: five clients connect, then each is served, the last first",
         CHAPTER,
     );
-    let (addr, server) = start_server(&step);
+    let server = start_server(&step);
+    let addr = server.addr();
     let mut clients = connect_many(&step, addr, 5);
     for (number, client) in clients.iter_mut().enumerate().rev() {
         let message = format!("client {number}\n");
-        expect_echo(&step, &server, client, message.as_bytes(), ONE_AT_A_TIME);
+        server.expect_echo(&step, client, message.as_bytes(), ONE_AT_A_TIME);
     }
 }
 
@@ -325,7 +132,8 @@ fn step_04_messages_of_ten_clients_interleave() {
         "step 4: ten clients take turns, message after message, all at once",
         CHAPTER,
     );
-    let (addr, server) = start_server(&step);
+    let server = start_server(&step);
+    let addr = server.addr();
     let mut clients = connect_many(&step, addr, 10);
     for round in 0..3 {
         for (number, client) in clients.iter_mut().enumerate() {
@@ -333,7 +141,7 @@ fn step_04_messages_of_ten_clients_interleave() {
         }
         for (number, client) in clients.iter_mut().enumerate() {
             let message = format!("round {round} from client {number}\n");
-            expect_reply(&step, &server, client, message.as_bytes(), ONE_AT_A_TIME);
+            server.expect_reply(&step, client, message.as_bytes(), ONE_AT_A_TIME);
         }
     }
 }
@@ -344,29 +152,24 @@ fn step_05_a_vanished_client_does_not_stop_the_server() {
         "step 5: a client that vanishes mid-message (a reset) does not stop the server",
         CHAPTER,
     );
-    let (addr, server) = start_server(&step);
+    let server = start_server(&step);
+    let addr = server.addr();
     let hint = "a connection's error belongs to that connection: report it (serve_client \
                 does) and go on accepting. Never end the server with ? on one client's error.";
     let mut bystander = Peer::connect(&step, addr);
-    expect_echo(
-        &step,
-        &server,
-        &mut bystander,
-        b"I was here first\n",
-        ONE_AT_A_TIME,
-    );
+    server.expect_echo(&step, &mut bystander, b"I was here first\n", ONE_AT_A_TIME);
     let mut doomed = Peer::connect(&step, addr);
     doomed.send(b"hello\n");
     doomed.send(b"half a mess");
     doomed.reset();
     let mut next = Peer::connect(&step, addr);
-    expect_echo(&step, &server, &mut next, b"still serving?\n", hint);
-    expect_echo(&step, &server, &mut bystander, b"and still here\n", hint);
+    server.expect_echo(&step, &mut next, b"still serving?\n", hint);
+    server.expect_echo(&step, &mut bystander, b"and still here\n", hint);
     // A server that brings a thread's error back to its loop sees it only
     // at its next turn: a second new client gives it that turn.
     let mut later = Peer::connect(&step, addr);
-    expect_echo(&step, &server, &mut later, b"and me?\n", hint);
-    expect_still_serving(&step, &server, Duration::ZERO, hint);
+    server.expect_echo(&step, &mut later, b"and me?\n", hint);
+    server.expect_still_serving(&step, Duration::ZERO, hint);
 }
 
 #[test]
@@ -375,15 +178,10 @@ fn step_06_a_message_too_long_ends_only_that_connection() {
         "step 6: a client whose message is too long gets the error line; the others are still served",
         CHAPTER,
     );
-    let (addr, server) = start_server(&step);
+    let server = start_server(&step);
+    let addr = server.addr();
     let mut bystander = Peer::connect(&step, addr);
-    expect_echo(
-        &step,
-        &server,
-        &mut bystander,
-        b"I was here first\n",
-        ONE_AT_A_TIME,
-    );
+    server.expect_echo(&step, &mut bystander, b"I was here first\n", ONE_AT_A_TIME);
     let mut flooder = Peer::connect(&step, addr);
     // One byte over the limit, and no newline: the server must not wait for one.
     flooder.send_in_background(vec![b'x'; MAX_MESSAGE + 1]);
@@ -402,10 +200,10 @@ fn step_06_a_message_too_long_ends_only_that_connection() {
     }
     let hint = "one client's message that is too long ends that client's connection only: \
                 the server goes on serving everyone else.";
-    expect_echo(&step, &server, &mut bystander, b"still served?\n", hint);
+    server.expect_echo(&step, &mut bystander, b"still served?\n", hint);
     let mut next = Peer::connect(&step, addr);
-    expect_echo(&step, &server, &mut next, b"and me?\n", hint);
-    expect_still_serving(&step, &server, Duration::ZERO, RETURNED);
+    server.expect_echo(&step, &mut next, b"and me?\n", hint);
+    server.expect_still_serving(&step, Duration::ZERO, RETURNED);
 }
 
 #[test]
@@ -425,12 +223,12 @@ fn step_07_a_failed_accept_does_not_stop_the_server() {
     switch
         .set_nonblocking(true)
         .expect("the check could not make its listener non-blocking");
-    let (addr, server) = start_server_on(&step, listener);
+    let server = start_server_on(&step, listener);
+    let addr = server.addr();
     step.transcript()
         .add("check   made accept fail for 60 ms (WouldBlock)".to_string());
-    expect_still_serving(
+    server.expect_still_serving(
         &step,
-        &server,
         Duration::from_millis(60),
         "a failed accept is not the end of the server: report it on stderr, wait a \
          little (the backoff), and accept again. Do not return it with ?, do not break \
@@ -442,14 +240,13 @@ fn step_07_a_failed_accept_does_not_stop_the_server() {
     step.transcript()
         .add("check   made accept work again".to_string());
     let mut client = Peer::connect(&step, addr);
-    expect_echo(
+    server.expect_echo(
         &step,
-        &server,
         &mut client,
         b"did accept recover?\n",
         "after a failed accept, the loop must go on accepting: the next accept works.",
     );
-    expect_still_serving(&step, &server, Duration::ZERO, RETURNED);
+    server.expect_still_serving(&step, Duration::ZERO, RETURNED);
 }
 
 #[test]
@@ -458,22 +255,22 @@ fn step_08_a_new_client_is_served_after_all_have_gone() {
         "step 8: after every client has gone, a new client is still served",
         CHAPTER,
     );
-    let (addr, server) = start_server(&step);
+    let server = start_server(&step);
+    let addr = server.addr();
     for _ in 0..3 {
         let mut client = Peer::connect(&step, addr);
-        expect_echo(&step, &server, &mut client, b"hi\n", ONE_AT_A_TIME);
+        server.expect_echo(&step, &mut client, b"hi\n", ONE_AT_A_TIME);
         client.close_sending();
         client.read_to_end();
     }
     let mut late = Peer::connect(&step, addr);
-    expect_echo(
+    server.expect_echo(
         &step,
-        &server,
         &mut late,
         b"am I too late?\n",
         "keep accepting in a loop for ever: the server must not stop when its clients have gone.",
     );
-    expect_still_serving(&step, &server, Duration::ZERO, RETURNED);
+    server.expect_still_serving(&step, Duration::ZERO, RETURNED);
 }
 
 #[test]
@@ -482,77 +279,16 @@ fn step_09_fifty_clients_at_once() {
         "step 9: fifty clients connected at the same time are all served",
         CHAPTER,
     );
-    let (addr, server) = start_server(&step);
+    let server = start_server(&step);
+    let addr = server.addr();
     let mut clients = connect_many(&step, addr, 50);
     for (number, client) in clients.iter_mut().enumerate() {
         client.send(format!("client {number}\n").as_bytes());
     }
     for (number, client) in clients.iter_mut().enumerate().rev() {
         let message = format!("client {number}\n");
-        expect_reply(&step, &server, client, message.as_bytes(), ONE_AT_A_TIME);
+        server.expect_reply(&step, client, message.as_bytes(), ONE_AT_A_TIME);
     }
-}
-
-/// IPv6 loopback if this machine has it, otherwise 127.0.0.1.
-fn loopback_v6_if_any() -> &'static str {
-    match TcpListener::bind("[::1]:0") {
-        Ok(_) => "[::1]:0",
-        Err(_) => "127.0.0.1:0",
-    }
-}
-
-/// Connects a client of the check's to the lesson's program, once sure it
-/// still runs.
-fn connect_to(step: &Step, server: &mut WatchedServer, addr: SocketAddr) -> Peer {
-    server.expect_running(step);
-    Peer::connect(step, addr)
-}
-
-/// Sends `message` to the lesson's program and fails unless the same bytes
-/// come back; the report shows what the program printed.
-fn expect_program_echo(
-    step: &Step,
-    server: &mut WatchedServer,
-    client: &mut Peer,
-    message: &[u8],
-    hint: &str,
-) {
-    client.send(message);
-    let reply = client.read_line();
-    if reply.bytes == message && reply.end == End::Newline {
-        return;
-    }
-    let mut observed = match reply.end {
-        End::TimedOut if reply.bytes.is_empty() => Some(hint.to_string()),
-        _ => hint_for_received(message, &reply),
-    };
-    if matches!(reply.end, End::Closed | End::Failed(_)) {
-        // The program may be ending: let its last words into the report.
-        let since = server.started();
-        server.wait_for(SETTLE, since, |line| line.starts_with("error:"));
-        if server.has_exited() {
-            observed = Some(
-                "the program ended (its last lines are above): something stopped the \
-                 whole server. Nothing but the end of the program may end the accepting \
-                 loop: not a failed accept, not one client's error."
-                    .to_string(),
-            );
-        }
-    }
-    let report = server
-        .report(step)
-        .did(&format!(
-            "client {} sent {}",
-            client.local_addr(),
-            show(message)
-        ))
-        .expected(&format!("{} back", show(message)))
-        .got(&reply.describe())
-        .hint(hint);
-    server.fail(match observed {
-        Some(observed) => report.observed(&observed),
-        None => report,
-    });
 }
 
 #[test]
@@ -561,19 +297,13 @@ fn step_10_the_server_program_serves_clients_at_once() {
         "step 10: `server` on [::1] serves two clients at once, says whom it accepted and what it echoed",
         CHAPTER,
     );
-    let mut server = WatchedServer::start(program!(), &["server", loopback_v6_if_any()]);
+    let mut server = WatchedServer::start(program!(), &["server", ipv6_if_any()]);
     let addr = server.listening_address(&step);
-    let mut idle = connect_to(&step, &mut server, addr);
-    let mut busy = connect_to(&step, &mut server, addr);
-    expect_program_echo(
-        &step,
-        &mut server,
-        &mut busy,
-        b"second client first\n",
-        ONE_AT_A_TIME,
-    );
+    let mut idle = server.connect(&step, addr);
+    let mut busy = server.connect(&step, addr);
+    server.expect_echo(&step, &mut busy, b"second client first\n", ONE_AT_A_TIME);
     let last = b"first client last\n";
-    expect_program_echo(&step, &mut server, &mut idle, last, ONE_AT_A_TIME);
+    server.expect_echo(&step, &mut idle, last, ONE_AT_A_TIME);
     for client in [&idle, &busy] {
         server.expect_said(
             &step,
@@ -602,15 +332,15 @@ fn step_10_the_server_program_serves_clients_at_once() {
 #[cfg(target_os = "linux")]
 fn expect_no_spinning(step: &Step) {
     const WATCH: Duration = Duration::from_millis(250);
-    let Some(before) = process_cpu_ticks() else {
+    let Some(before) = cpu_time(None) else {
         return; // no /proc here: nothing to measure
     };
     // Watching for a while: a measurement, not a wait for an event.
     thread::sleep(WATCH);
-    let Some(after) = process_cpu_ticks() else {
+    let Some(after) = cpu_time(None) else {
         return;
     };
-    let busy_ms = (after - before) * 10;
+    let busy_ms = (after - before).as_millis();
     if busy_ms > 80 {
         step.report()
             .did(&format!(
@@ -628,19 +358,6 @@ fn expect_no_spinning(step: &Step) {
     }
 }
 
-/// The processor time this process has used so far, in clock ticks
-/// (hundredths of a second), from /proc (Linux only).
-#[cfg(target_os = "linux")]
-fn process_cpu_ticks() -> Option<u64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // After the command name (which may hold spaces), utime and stime are
-    // the 12th and 13th fields.
-    let fields: Vec<&str> = stat.rsplit(')').next()?.split_whitespace().collect();
-    let user: u64 = fields.get(11)?.parse().ok()?;
-    let system: u64 = fields.get(12)?.parse().ok()?;
-    Some(user + system)
-}
-
 /// True if `line` says a connection was reset: "Connection reset by peer"
 /// on Linux and macOS, "forcibly closed by the remote host" on Windows.
 fn says_reset(line: &str) -> bool {
@@ -656,17 +373,16 @@ fn step_11_the_server_program_reports_a_client_that_failed() {
     );
     let mut server = WatchedServer::start(program!(), &["server", "127.0.0.1:0"]);
     let addr = server.listening_address(&step);
-    let mut doomed = connect_to(&step, &mut server, addr);
+    let mut doomed = server.connect(&step, addr);
     let name = doomed.local_addr().to_string();
-    expect_program_echo(&step, &mut server, &mut doomed, b"hello\n", ONE_AT_A_TIME);
+    server.expect_echo(&step, &mut doomed, b"hello\n", ONE_AT_A_TIME);
     doomed.send(b"hello\n");
     doomed.send(b"half a mess");
     let vanished = Instant::now();
     doomed.reset();
-    let mut next = connect_to(&step, &mut server, addr);
-    expect_program_echo(
+    let mut next = server.connect(&step, addr);
+    server.expect_echo(
         &step,
-        &mut server,
         &mut next,
         b"still serving?\n",
         "one client's failure is that client's: the server goes on.",
@@ -712,29 +428,15 @@ fn step_11_the_server_program_reports_a_client_that_failed() {
     // (a channel, a join) sees it at its next turn, and stops: two more
     // clients, now that the failure has been reported, must be served.
     for message in [b"and after that?\n".as_slice(), b"still here?\n"] {
-        let mut later = connect_to(&step, &mut server, addr);
-        expect_program_echo(
+        let mut later = server.connect(&step, addr);
+        server.expect_echo(
             &step,
-            &mut server,
             &mut later,
             message,
             "one client's failure is that client's: the server reports it and goes on \
              for everyone else; nothing of it reaches the accepting loop.",
         );
     }
-}
-
-/// The server may open this many files: stdin, stdout, stderr, the
-/// listener, and room for a few clients (two files each).
-const FILE_LIMIT: usize = 20;
-
-/// The cause of the failed accepts in step 12, as the OS says it.
-const OUT_OF_FILES: &str = "Too many open files";
-
-/// A line that reports a failed accept: it shows the cause, or at least
-/// says that accept failed.
-fn reports_failed_accept(line: &str) -> bool {
-    line.contains(OUT_OF_FILES) || (line.contains("accept") && !line.starts_with("accepted "))
 }
 
 #[test]
@@ -745,189 +447,7 @@ fn step_12_the_server_program_backs_off_when_accept_fails() {
         CHAPTER,
     );
     #[cfg(unix)]
-    backs_off_when_accept_fails(&step);
-}
-
-/// Runs the program with few files allowed, connects more clients than it
-/// can take, and watches what it prints while accept fails again and again.
-/// Twice: the second time shows that a successful accept starts the waits
-/// over from short.
-#[cfg(unix)]
-fn backs_off_when_accept_fails(step: &Step) {
-    let args = ["server", "127.0.0.1:0"];
-    let mut server = WatchedServer::start_with_file_limit(program!(), &args, FILE_LIMIT);
-    let addr = server.listening_address(step);
-    expect_room_for_files(step, CROWD + 16);
-    for round in ["first", "second"] {
-        let since = Instant::now();
-        server.expect_running(step);
-        let crowd: Vec<Peer> = (0..CROWD).map(|_| Peer::connect(step, addr)).collect();
-        step.transcript().add(format!(
-            "check   connected {CROWD} clients ({round} crowd); your server may open only \
-             {FILE_LIMIT} files"
-        ));
-        expect_backoff(step, &mut server, since, round);
-        drop(crowd);
-        step.transcript()
-            .add("check   closed all those clients".to_string());
-        let mut next = connect_to(step, &mut server, addr);
-        expect_program_echo(
-            step,
-            &mut server,
-            &mut next,
-            b"room for me now?\n",
-            "once clients have gone, accept works again: the loop must still be accepting.",
-        );
-    }
-}
-
-/// How many clients the check connects to the server that may open only
-/// FILE_LIMIT files: more than it can take.
-const CROWD: usize = 2 * FILE_LIMIT;
-
-/// How long the check watches a server whose accept keeps failing.
-const WINDOW: Duration = Duration::from_millis(100);
-
-/// A server that backs off (5 ms, then 10, 20, 40 ms) reports 5 failed
-/// accepts in WINDOW (at 0, 5, 15, 35 and 75 ms): at most MOST_REPORTS. One
-/// that waits a fixed 5 ms reports 20; one that does not wait at all,
-/// thousands. (Lines about clients that come and go do not count: they are
-/// no flood.)
-const MOST_REPORTS: usize = 8;
-
-/// And it reports MIN_REPORTS failures within SHORT_WAITS (at 0, 5 and 15 ms;
-/// the margin is for a busy machine). One that waits long at once, or whose
-/// waits do not start over from short after a success, takes 480 ms or more.
-const MIN_REPORTS: usize = 3;
-const SHORT_WAITS: Duration = Duration::from_millis(300);
-
-/// Waits for the server to report a failed accept, then counts what it
-/// prints in the WINDOW after that.
-#[cfg(unix)]
-fn expect_backoff(step: &Step, server: &mut WatchedServer, since: Instant, round: &str) {
-    // The server accepts clients until it runs out of files; the accept
-    // right after its last `accepted` line fails, so the report is due then.
-    let accepting = server.wait_for(DEADLINE, since, |line| line.starts_with("accepted "));
-    if accepting.is_none() && server.printed_on_stdout(|line| line.starts_with("accepted ")) {
-        // Not a slow backoff: the check could not see when accept began to fail.
-        let report = server
-            .report(step)
-            .expected("a line `accepted PEER` on stderr for each client, before accept fails")
-            .got("those lines on stdout (its output is above)")
-            .hint(
-                "narration goes to stderr (eprintln!); stdout carries only the data. \
-                 Step 10 says the same.",
-            );
-        server.fail(report);
-    }
-    let wait = match accepting {
-        Some(_) => SAID_BY_NOW,
-        None => Duration::ZERO,
-    };
-    let Some(first) = server.wait_for(wait, since, reports_failed_accept) else {
-        let got = match (server.has_exited(), accepting) {
-            (true, _) => "the program ended",
-            (false, Some(_)) => "no such line",
-            (false, None) => {
-                step.note_waited_out();
-                "no such line; it did not even say `accepted` for the first clients"
-            }
-        };
-        let report = server
-            .report(step)
-            .expected(
-                "a line on stderr that reports the failed accept and its cause, like \
-                 `could not accept a connection: Too many open files (os error 24)`",
-            )
-            .got(got)
-            .hint(
-                "when accept fails, report the error on stderr with its cause ({error:#}), \
-                 then wait (the backoff) and accept again.",
-            );
-        server.fail(report)
-    };
-    if server.panicked() {
-        let report = server
-            .report(step)
-            .expected("the server to go on after a failed accept")
-            .got("it panicked (its output is above)");
-        server.fail(report);
-    }
-    if !first.text.contains(OUT_OF_FILES) {
-        let report = server
-            .report(step)
-            .expected(&format!(
-                "the report of the failed accept to say why it failed: {OUT_OF_FILES:?}"
-            ))
-            .got(&format!("{:?}, which does not", first.text))
-            .hint(
-                "print the error with {error:#}: the # shows its whole chain, the context \
-                 (\"could not accept a connection\") and the cause the OS gave.",
-            );
-        server.fail(report);
-    }
-    let mut reports = 1;
-    while let Some(line) = server.next_line(first.at + WINDOW) {
-        reports += usize::from(reports_failed_accept(&line.text));
-    }
-    let in_window = reports;
-    while reports < MIN_REPORTS {
-        let Some(line) = server.next_line(first.at + SHORT_WAITS) else {
-            break;
-        };
-        reports += usize::from(reports_failed_accept(&line.text));
-    }
-    let watched = format!(
-        "in the {} ms after the first one ({round} crowd)",
-        WINDOW.as_millis()
-    );
-    if in_window > MOST_REPORTS {
-        let report = server
-            .report(step)
-            .expected(&format!(
-                "at most {MOST_REPORTS} reports of a failed accept {watched}"
-            ))
-            .got(&format!(
-                "{in_window} reports: it tries again too soon, again and again"
-            ))
-            .hint(
-                "after a failed accept, wait before the next one, twice as long each time \
-                 it fails in a row (a Backoff made once, before the loop), so that a server \
-                 out of files does not spin and flood its log.",
-            );
-        server.fail(report);
-    }
-    if server.has_exited() {
-        let report = server
-            .report(step)
-            .expected("the server to go on after a failed accept")
-            .got("the program ended")
-            .hint("a failed accept is not the end of the server: report it, back off, go on.");
-        server.fail(report);
-    }
-    if reports < MIN_REPORTS {
-        let hint = match round {
-            "first" => {
-                "the first waits are short (5 ms, then 10, 20, ...): a server that \
-                 waits long at once leaves its clients waiting too. Use the Backoff."
-            }
-            _ => {
-                "the waits start over from short after an accept that works: tell the \
-                 Backoff about each success (reset), or a server that ran out of files \
-                 once waits long ever after."
-            }
-        };
-        let report = server
-            .report(step)
-            .expected(&format!(
-                "at least {MIN_REPORTS} reports of a failed accept in the {} ms after the \
-                 first one ({round} crowd)",
-                SHORT_WAITS.as_millis()
-            ))
-            .got(&format!("{reports}: it waits too long before trying again"))
-            .hint(hint);
-        server.fail(report);
-    }
+    expect_backs_off_when_accept_fails(&step, program!(), &["server", "127.0.0.1:0"]);
 }
 
 #[test]
@@ -939,225 +459,58 @@ fn step_13_the_server_program_explains_an_address_in_use() {
     expect_address_in_use_explained(&step, program!(), &["server"]);
 }
 
-/// What one connection through the [`Relay`] carried, each way.
-#[derive(Default)]
-struct Carried {
-    to_server: Vec<u8>,
-    to_client: Vec<u8>,
-    /// The client shut down its sending side (or closed).
-    client_closed: bool,
-    /// The server closed the connection.
-    server_closed: bool,
-}
-
-/// The check in the middle: your clients connect to it, it connects each to
-/// your server and passes every byte on, both ways, into the transcript. So
-/// when a conversation goes wrong, it can tell which side went wrong.
-struct Relay {
-    addr: SocketAddr,
-    carried: Arc<Mutex<Vec<Carried>>>,
-    relayed: mpsc::Receiver<usize>,
-}
-
-impl Relay {
-    fn start(step: &Step, server: SocketAddr) -> Relay {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("the check could not listen");
-        let addr = listener
-            .local_addr()
-            .expect("a bound listener has an address");
-        let carried: Arc<Mutex<Vec<Carried>>> = Arc::default();
-        let record = carried.clone();
-        let (sender, relayed) = mpsc::channel();
-        let step = step.clone();
-        thread::spawn(move || {
-            for number in 1.. {
-                let Ok((client, _)) = listener.accept() else {
-                    return;
-                };
-                record.lock().unwrap().push(Carried::default());
-                relay_one(&step, number, client, server, record.clone());
-                if sender.send(number).is_err() {
-                    return; // the check has ended
-                }
-            }
-        });
-        Relay {
-            addr,
-            carried,
-            relayed,
-        }
-    }
-
-    /// Waits until the relay has taken client `number`, at most DEADLINE.
-    fn wait_for_client(&self, number: usize) -> bool {
-        let deadline = Instant::now() + DEADLINE;
-        while let Ok(taken) = self
-            .relayed
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-        {
-            if taken >= number {
-                return true;
-            }
-        }
-        false
-    }
-
-    /// Which side went wrong, for client `number` playing `script`: the
-    /// first of its messages that your server did not answer rightly, or
-    /// else your client.
-    fn verdict(&self, number: usize, script: &Script) -> String {
-        let carried = self.carried.lock().unwrap();
-        let Some(flow) = carried.get(number - 1) else {
+/// Which side went wrong, for client `number` playing `script`, from what
+/// the relay carried: the first of its messages that your server did not
+/// answer rightly, or else your client.
+fn verdict(relay: &Relay, number: usize, script: &Script) -> String {
+    let Some(flow) = relay.carried(number) else {
+        return format!("your client {number} never reached the check: did Client::connect fail?");
+    };
+    let due = script.replies();
+    // How many of its messages (the tail last) the client sent whole.
+    let sent = (0..due.len())
+        .take_while(|&index| flow.to_server.starts_with(&script.sent_through(index)))
+        .count();
+    for index in 0..sent {
+        let expected = due[..=index].concat();
+        if !flow.to_client.starts_with(&expected) {
             return format!(
-                "your client {number} never reached the check: did Client::connect fail?"
-            );
-        };
-        let due = script.replies();
-        // How many of its messages (the tail last) the client sent whole.
-        let sent = (0..due.len())
-            .take_while(|&index| flow.to_server.starts_with(&script.sent_through(index)))
-            .count();
-        for index in 0..sent {
-            let expected = due[..=index].concat();
-            if !flow.to_client.starts_with(&expected) {
-                return format!(
-                    "your client {number} sent {} and your server did not answer it \
-                     rightly: it sent {} in all, where {} was due. Is your server still \
-                     busy with another client?",
-                    show(script.item(index)),
-                    show(&flow.to_client),
-                    show(&expected)
-                );
-            }
-        }
-        if sent < due.len() {
-            return format!(
-                "your server answered rightly all your client {number} sent ({} back); \
-                 then your client stopped before sending {}: the trouble is on your \
-                 client's side (what it returned is above)",
+                "your client {number} sent {} and your server did not answer it \
+                 rightly: it sent {} in all, where {} was due. Is your server still \
+                 busy with another client?",
+                show(script.item(index)),
                 show(&flow.to_client),
-                show(script.item(sent))
+                show(&expected)
             );
         }
-        if !flow.client_closed {
-            return format!(
-                "your server answered everything client {number} sent, and then waited \
-                 for more: your client never shut down its sending side. Client::finish \
-                 must (Shutdown::Write), so that the server reads end of file."
-            );
-        }
-        if !flow.server_closed {
-            return format!(
-                "client {number} shut down its sending side, and your server did not close \
-                 the connection: it must return at end of file."
-            );
-        }
-        format!(
-            "your server answered client {number} rightly ({} in all) and closed, so \
-             your client misread the replies",
-            show(&flow.to_client)
-        )
     }
-}
-
-/// Passes bytes between one client and a new connection to the server.
-fn relay_one(
-    step: &Step,
-    number: usize,
-    client: TcpStream,
-    server: SocketAddr,
-    record: Arc<Mutex<Vec<Carried>>>,
-) {
-    let transcript = step.transcript().clone();
-    let server = match TcpStream::connect_timeout(&server, DEADLINE) {
-        Ok(server) => server,
-        Err(error) => {
-            transcript.add(format!("check   could not reach your server: {error}"));
-            return;
-        }
-    };
-    let (Ok(client_reader), Ok(server_reader)) = (client.try_clone(), server.try_clone()) else {
-        return;
-    };
-    let label = format!("client {number}");
-    pump(
-        client_reader,
-        server,
-        label.clone(),
-        "server".into(),
-        number,
-        true,
-        &transcript,
-        &record,
-    );
-    pump(
-        server_reader,
-        client,
-        "server".into(),
-        label,
-        number,
-        false,
-        &transcript,
-        &record,
-    );
-}
-
-/// Copies bytes from `from` to `to` on a thread of its own, until end of
-/// file, which it passes on as a half-close.
-#[allow(clippy::too_many_arguments)]
-fn pump(
-    mut from: TcpStream,
-    mut to: TcpStream,
-    who: String,
-    whom: String,
-    number: usize,
-    to_server: bool,
-    transcript: &seesaw_checks::report::Transcript,
-    record: &Arc<Mutex<Vec<Carried>>>,
-) {
-    let transcript = transcript.clone();
-    let record = record.clone();
-    thread::spawn(move || {
-        // A stuck conversation must not keep this thread for ever.
-        let _ = from.set_read_timeout(Some(3 * DEADLINE));
-        let mut chunk = [0u8; 64 * 1024];
-        loop {
-            match from.read(&mut chunk) {
-                Ok(0) => {
-                    transcript.add(match to_server {
-                        true => format!("client {number} closed its sending side"),
-                        false => format!("server closed its side of client {number}'s connection"),
-                    });
-                    if let Some(flow) = record.lock().unwrap().get_mut(number - 1) {
-                        match to_server {
-                            true => flow.client_closed = true,
-                            false => flow.server_closed = true,
-                        }
-                    }
-                    let _ = to.shutdown(Shutdown::Write);
-                    return;
-                }
-                Ok(count) => {
-                    let bytes = &chunk[..count];
-                    transcript.add(format!("{who} → {whom}   {}", show(bytes)));
-                    if let Some(flow) = record.lock().unwrap().get_mut(number - 1) {
-                        match to_server {
-                            true => flow.to_server.extend_from_slice(bytes),
-                            false => flow.to_client.extend_from_slice(bytes),
-                        }
-                    }
-                    if to.write_all(bytes).is_err() {
-                        return;
-                    }
-                }
-                Err(error) => {
-                    transcript.add(format!("{who}: the relay's read failed: {error}"));
-                    let _ = to.shutdown(Shutdown::Both);
-                    return;
-                }
-            }
-        }
-    });
+    if sent < due.len() {
+        return format!(
+            "your server answered rightly all your client {number} sent ({} back); \
+             then your client stopped before sending {}: the trouble is on your \
+             client's side (what it returned is above)",
+            show(&flow.to_client),
+            show(script.item(sent))
+        );
+    }
+    if !flow.client_closed {
+        return format!(
+            "your server answered everything client {number} sent, and then waited \
+             for more: your client never shut down its sending side. Client::finish \
+             must (Shutdown::Write), so that the server reads end of file."
+        );
+    }
+    if !flow.server_closed {
+        return format!(
+            "client {number} shut down its sending side, and your server did not close \
+             the connection: it must return at end of file."
+        );
+    }
+    format!(
+        "your server answered client {number} rightly ({} in all) and closed, so \
+         your client misread the replies",
+        show(&flow.to_client)
+    )
 }
 
 /// What one of the student's clients says, and should get back: each
@@ -1212,7 +565,7 @@ fn start_client(
     call: &str,
     code: impl FnOnce() -> anyhow::Result<Vec<Vec<u8>>> + Send + 'static,
 ) -> RunningClient {
-    let outcome = start_student_code(step, call, move || {
+    let outcome = serving::in_background(step, call, move || {
         code().map_err(|error| format!("{error:#}"))
     });
     RunningClient { outcome }
@@ -1246,7 +599,7 @@ impl RunningClient {
             ))
             .expected(&describe_outcome(&Ok(due)))
             .got(&describe_outcome(&outcome))
-            .observed(&relay.verdict(number, script))
+            .observed(&verdict(relay, number, script))
             .fail();
     }
 }
@@ -1264,8 +617,8 @@ fn step_14_your_clients_talk_to_your_server_at_once() {
         "step 14: your own clients talk to your own server, several at once",
         CHAPTER,
     );
-    let (server_addr, _server) = start_server(&step);
-    let relay = Relay::start(&step, server_addr);
+    let server = start_server(&step);
+    let relay = Relay::start_numbered(&step, server.addr());
 
     // Client 1 takes a first turn, then stays connected, silent, while
     // clients 2 and 3 hold their whole conversations.
@@ -1275,7 +628,7 @@ fn step_14_your_clients_talk_to_your_server_at_once() {
     };
     let (took_turn, first_turn) = mpsc::channel();
     let (go_on, wait_for_go) = mpsc::channel::<()>();
-    let addr = relay.addr.to_string();
+    let addr = relay.addr().to_string();
     let first = start_client(
         &step,
         "client 1: Client::connect, turn, (a pause), turn, finish",
@@ -1295,14 +648,14 @@ fn step_14_your_clients_talk_to_your_server_at_once() {
     }
     let mut others = Vec::new();
     for number in 2..=3 {
-        let addr = relay.addr.to_string();
+        let addr = relay.addr().to_string();
         let running = start_client(
             &step,
             &format!("client {number}: Client::connect, turn, turn, finish"),
             move || converse(&addr, &other_script()),
         );
         // One at a time through the relay, so that its numbers are theirs.
-        relay.wait_for_client(number);
+        relay.wait_for_client(number, DEADLINE);
         others.push((number, running));
     }
     for (number, running) in others {

@@ -1,17 +1,20 @@
 //! `cargo progress`: every lesson's state at a glance, and the next step.
+//! `cargo hint`: one level of help with the next step.
 //!
-//!     cargo progress                 all six lessons, and what to do next
+//!     cargo progress                 every lesson, and what to do next
 //!     cargo progress --lesson 03     the full report of one lesson's checks
+//!     cargo hint [LESSON] [LEVEL]    help with the current lesson (or LESSON)
 //!
 //! Options: `--root DIR` (the workbook to look at; default: this one),
 //! `--time-limit SECONDS` (per lesson; default 60).
 //!
-//! It builds each lesson's checks, runs them all in parallel (each lesson's
-//! checks run one after another, as with `cargo test`), and reads libtest's
-//! output. Exit code: 0 when every lesson is done, 1 when some are not, 2 when
-//! it could not run at all.
+//! It builds each lesson's checks, saying which, runs them all in parallel
+//! (each lesson's checks run one after another, as with `cargo test`), and
+//! reads libtest's output. Which lesson is current comes from
+//! `seesaw_checks::workbook`, as in `cargo seesaw`. Exit code: 0 when every
+//! lesson looked at is done, 1 when some are not, 2 when it could not run.
 
-use std::io::{IsTerminal, Read};
+use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::mpsc;
@@ -19,45 +22,38 @@ use std::thread;
 use std::time::Duration;
 
 use seesaw_checks::hints::{LEVELS, levels_for};
+use seesaw_checks::workbook::{self, State, Summary, find_lesson, folder_number, lesson_folders};
 
-const USAGE: &str = "usage: cargo progress [--lesson NN] [--root DIR] [--time-limit SECONDS]
+const USAGE: &str = "usage: cargo progress [--lesson N] [--root DIR] [--time-limit SECONDS]
+       cargo hint [LESSON] [LEVEL]
 
   cargo progress              every lesson's state, and your next step
-  cargo progress --lesson 03  the full report of one lesson's checks
-  cargo hint [NN] [LEVEL]      help with your next step (in lesson NN):
-                              level 1 is the idea, 2 the std calls,
-                              3 the shape of the code";
+  cargo progress --lesson 3   the full report of lesson 3's checks
+  cargo hint                  level 1 of help for the current lesson's
+                              first failing check: the idea
+  cargo hint 5                the same for lesson 5 (5, 05, --lesson 5)
+  cargo hint 5 2              lesson 5, level 2: the std calls
+  cargo hint --level 3        the current lesson, level 3: the code's shape
 
-/// What one run of a lesson's checks came to.
-enum State {
-    Done,
-    InProgress,
-    NotStarted,
-    TimedOut,
-    DoesNotCompile,
-}
+A lesson is a number (5 or 05); a level is 1, 2 or 3 and comes after the
+lesson, or with --level. The current lesson is the one you chose last (in
+cargo seesaw, or named to cargo hint), else the lowest one you have started,
+else lesson 1.";
 
 struct Lesson {
     /// The folder name, like `03-dial`.
     folder: String,
-    state: State,
-    passed: usize,
-    /// Checks that did not run: an earlier one hung, or the time limit passed.
-    skipped: usize,
-    /// The check that was running when the time limit passed, if any.
-    still_running: Option<String>,
-    total: usize,
-    /// The first failing check, and the first lines of its message.
-    first_failure: Option<(String, Vec<String>)>,
+    summary: Summary,
     /// Everything the checks (or the compiler) printed.
     output: String,
 }
 
 struct Options {
     root: PathBuf,
+    /// A lesson as the student wrote it (`5`, `05`), checked against the folders later.
     lesson: Option<String>,
     time_limit: Duration,
-    /// `cargo hint [LEVEL]`: show this level of help for the next step.
+    /// `cargo hint`: show this level of help for the next step.
     hint_level: Option<usize>,
 }
 
@@ -66,80 +62,98 @@ fn main() -> ExitCode {
         println!("{USAGE}");
         return ExitCode::SUCCESS;
     }
-    let options = match parse_options() {
-        Ok(options) => options,
-        Err(message) => {
-            eprintln!("error: {message}\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    let mut folders = match lesson_folders(&options.root) {
-        Ok(folders) => folders,
+    match run() {
+        Ok(code) => code,
         Err(message) => {
             eprintln!("error: {message}");
-            return ExitCode::from(2);
-        }
-    };
-    if let Some(wanted) = &options.lesson {
-        let first = folders
-            .first()
-            .map_or("", |folder| &folder[..2])
-            .to_string();
-        let last = folders.last().map_or("", |folder| &folder[..2]).to_string();
-        folders.retain(|folder| folder.starts_with(wanted.as_str()));
-        if folders.is_empty() {
-            eprintln!("error: no lesson {wanted}; the lessons are {first} to {last}");
-            return ExitCode::from(2);
+            ExitCode::from(2)
         }
     }
-    let lessons = check_all(&options, &folders);
+}
+
+fn run() -> Result<ExitCode, String> {
+    let options = parse_options(std::env::args().skip(1)).map_err(|m| format!("{m}\n{USAGE}"))?;
+    let all = lesson_folders(&options.root)?;
+    let chosen = match &options.lesson {
+        Some(wanted) => Some(find_lesson(&all, wanted).cloned().ok_or_else(|| {
+            let first = all.first().map_or("", |folder| &folder[..2]);
+            let last = all.last().map_or("", |folder| &folder[..2]);
+            format!("no lesson {wanted}; the lessons are {first} to {last}")
+        })?),
+        None => None,
+    };
     let colour = Colour::for_stdout();
     if let Some(level) = options.hint_level {
-        print_hint(&options.root, &lessons, level, &colour);
-    } else if options.lesson.is_some() {
+        if let Some(folder) = &chosen {
+            // Naming a lesson to `cargo hint` makes it the current lesson.
+            let _ = workbook::remember(&options.root, folder);
+        }
+        // Without a lesson named, finding the current one runs the checks
+        // of started lessons until one is not done: keep those runs.
+        let mut checked: Vec<Lesson> = Vec::new();
+        let folder = match chosen {
+            Some(folder) => folder,
+            None => workbook::current_lesson(&options.root, &all, &mut |folder| {
+                let lesson = check_all(&options, &[folder.to_string()]).remove(0);
+                let done = lesson.summary.state == State::Done;
+                checked.push(lesson);
+                done
+            })
+            .ok_or("this workbook has no lessons")?,
+        };
+        let lesson = match checked.into_iter().find(|lesson| lesson.folder == folder) {
+            Some(lesson) => lesson,
+            None => check_all(&options, &[folder]).remove(0),
+        };
+        print_hint(&options.root, &lesson, level, &colour);
+        return Ok(exit_code(std::slice::from_ref(&lesson)));
+    }
+    let folders = chosen.map_or(all.clone(), |folder| vec![folder]);
+    let lessons = check_all(&options, &folders);
+    if options.lesson.is_some() {
         for lesson in &lessons {
             println!("{}", lesson.output.trim_end());
             println!();
             print_row(lesson, &colour);
         }
     } else {
-        print_overview(&lessons, &colour);
+        let current = workbook::current_lesson(&options.root, &all, &mut |folder| {
+            lessons
+                .iter()
+                .any(|lesson| lesson.folder == folder && lesson.summary.state == State::Done)
+        });
+        print_overview(&lessons, current.as_deref(), &colour);
     }
-    let all_done = lessons
+    Ok(exit_code(&lessons))
+}
+
+fn exit_code(lessons: &[Lesson]) -> ExitCode {
+    if lessons
         .iter()
-        .all(|lesson| matches!(lesson.state, State::Done));
-    if all_done {
+        .all(|lesson| lesson.summary.state == State::Done)
+    {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     }
 }
 
-fn parse_options() -> Result<Options, String> {
+fn parse_options(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
     let mut options = Options {
         root: Path::new(env!("CARGO_MANIFEST_DIR")).join(".."),
         lesson: None,
         time_limit: Duration::from_secs(60),
         hint_level: None,
     };
-    let mut args = std::env::args().skip(1);
+    let mut level_given = false;
     while let Some(arg) = args.next() {
         let mut value = || args.next().ok_or(format!("{arg} needs a value"));
         match arg.as_str() {
-            "--lesson" => options.lesson = Some(format!("{:0>2}", value()?)),
+            "--lesson" => options.lesson = Some(value()?),
             "--hint" => options.hint_level = Some(1),
-            // `cargo hint 05` picks lesson 05, `cargo hint 2` level 2.
-            lesson if options.hint_level.is_some() && lesson.len() == 2 => {
-                options.lesson = Some(lesson.to_string());
-            }
-            level if options.hint_level.is_some() => {
-                let number: usize = level.parse().unwrap_or(0);
-                if !(1..=LEVELS).contains(&number) {
-                    return Err(format!(
-                        "give a lesson as two digits (05) and a hint level as one (1, 2 or 3), not {level:?}"
-                    ));
-                }
-                options.hint_level = Some(number);
+            "--level" if options.hint_level.is_some() => {
+                options.hint_level = Some(parse_level(&value()?)?);
+                level_given = true;
             }
             "--root" => options.root = PathBuf::from(value()?),
             "--time-limit" => {
@@ -148,31 +162,37 @@ fn parse_options() -> Result<Options, String> {
                     .map_err(|_| "--time-limit takes seconds".to_string())?;
                 options.time_limit = Duration::from_secs_f64(seconds);
             }
+            // `cargo hint 5 2`: the first number is the lesson, the second the level.
+            word if options.hint_level.is_some() && !word.starts_with('-') => {
+                if options.lesson.is_none() {
+                    options.lesson = Some(word.to_string());
+                } else if !level_given {
+                    options.hint_level = Some(parse_level(word)?);
+                    level_given = true;
+                } else {
+                    return Err(format!("unexpected {word:?}: give a lesson, then a level"));
+                }
+            }
             _ => return Err(format!("unknown argument {arg:?}")),
         }
     }
     Ok(options)
 }
 
-/// The lesson folders, like `01-listen`, in order.
-fn lesson_folders(root: &Path) -> Result<Vec<String>, String> {
-    let lessons = root.join("lessons");
-    let entries = std::fs::read_dir(&lessons)
-        .map_err(|error| format!("cannot read {}: {error}", lessons.display()))?;
-    let mut folders: Vec<String> = entries
-        .filter_map(|entry| entry.ok())
-        .filter(|entry| entry.path().join("Cargo.toml").is_file())
-        .map(|entry| entry.file_name().to_string_lossy().into_owned())
-        .collect();
-    folders.sort();
-    Ok(folders)
+fn parse_level(word: &str) -> Result<usize, String> {
+    match word.parse::<usize>() {
+        Ok(level) if (1..=LEVELS).contains(&level) => Ok(level),
+        _ => Err(format!("a hint level is 1, 2 or 3, not {word:?}")),
+    }
 }
 
 /// Builds every lesson's checks (one after another: cargo builds in
-/// parallel by itself), then runs them all at once.
+/// parallel by itself), saying which on stderr, then runs them all at once.
 fn check_all(options: &Options, folders: &[String]) -> Vec<Lesson> {
     let (sender, results) = mpsc::channel();
+    let mut building = BuildingLine::new(folders.len());
     for (index, folder) in folders.iter().enumerate() {
+        building.show(index, folder);
         match build_checks(&options.root, folder) {
             Ok(executable) => {
                 let sender = sender.clone();
@@ -187,22 +207,60 @@ fn check_all(options: &Options, folders: &[String]) -> Vec<Lesson> {
             Err(compiler_output) => {
                 let lesson = Lesson {
                     folder: folder.clone(),
-                    state: State::DoesNotCompile,
-                    passed: 0,
-                    skipped: 0,
-                    still_running: None,
-                    total: 0,
-                    first_failure: None,
+                    summary: Summary::does_not_compile(),
                     output: compiler_output,
                 };
                 let _ = sender.send((index, lesson));
             }
         }
     }
+    building.clear();
     drop(sender);
     let mut lessons: Vec<(usize, Lesson)> = results.iter().collect();
     lessons.sort_by_key(|(index, _)| *index);
     lessons.into_iter().map(|(_, lesson)| lesson).collect()
+}
+
+/// The line on stderr that says which lesson is being built: on a terminal
+/// one line, rewritten in place and wiped once the table comes; elsewhere
+/// (a pipe, CI) one line a lesson.
+struct BuildingLine {
+    count: usize,
+    terminal: bool,
+    /// The longest line written so far, to wipe it.
+    width: usize,
+}
+
+impl BuildingLine {
+    fn new(count: usize) -> BuildingLine {
+        BuildingLine {
+            count,
+            terminal: std::io::stderr().is_terminal(),
+            width: 0,
+        }
+    }
+
+    fn show(&mut self, index: usize, folder: &str) {
+        let text = format!(
+            "building lesson {folder}'s checks ({} of {})",
+            index + 1,
+            self.count
+        );
+        let mut stderr = std::io::stderr().lock();
+        if self.terminal {
+            let _ = write!(stderr, "\r{text:<width$}", width = self.width);
+            self.width = self.width.max(text.len());
+        } else {
+            let _ = writeln!(stderr, "{text}");
+        }
+        let _ = stderr.flush();
+    }
+
+    fn clear(&self) {
+        if self.terminal && self.width > 0 {
+            let _ = write!(std::io::stderr(), "\r{:width$}\r", "", width = self.width);
+        }
+    }
 }
 
 /// Compiles a lesson's checks; returns the test executable, or what the
@@ -280,82 +338,10 @@ fn run_checks(root: &Path, folder: &str, executable: &Path, limit: Duration) -> 
     }
 }
 
-/// Reads libtest's output: which checks passed, and the first failure. A
-/// failing check prints its report right after `test NAME ... `, and libtest
-/// then writes `FAILED` on a line of its own.
 fn summarise(folder: &str, output: String, timed_out: bool) -> Lesson {
-    let mut passed = 0;
-    let mut total = 0;
-    let mut failed: Vec<(String, Vec<String>)> = Vec::new();
-    let mut running: Option<(String, Vec<String>)> = None;
-    for line in output.lines() {
-        if let Some(count) = line
-            .strip_prefix("running ")
-            .and_then(|rest| rest.strip_suffix(" tests"))
-        {
-            total += count.parse::<usize>().unwrap_or(0);
-        } else if let Some(rest) = line.strip_prefix("test ") {
-            if rest.ends_with(" ... ok") {
-                passed += 1;
-            } else if let Some(name) = rest.strip_suffix(" ... FAILED") {
-                failed.push((name.to_string(), Vec::new()));
-            } else if let Some(name) = rest.trim_end().strip_suffix(" ...") {
-                running = Some((name.to_string(), Vec::new()));
-            }
-        } else if let Some((name, report)) = running.as_mut() {
-            match line {
-                "ok" => {
-                    passed += 1;
-                    running = None;
-                }
-                "FAILED" => failed.push((std::mem::take(name), std::mem::take(report))),
-                _ => report.push(line.to_string()),
-            }
-            if line == "FAILED" {
-                running = None;
-            }
-        }
-    }
-    // A check that started and never ended: either the time limit passed while
-    // it ran, or the student's code ended the process.
-    let still_running = if timed_out {
-        running.map(|(name, _)| name)
-    } else {
-        failed.extend(running);
-        None
-    };
-    // Checks that never ran: the run stopped after one of them hung, or the
-    // time limit passed.
-    let skipped =
-        total.saturating_sub(passed + failed.len() + usize::from(still_running.is_some()));
-    let first_failure = failed
-        .first()
-        .map(|(name, report)| (name.clone(), failure_message(report)));
-    // Not started: the very first check still fails on the stub's todo!().
-    let stub_untouched = first_failure.as_ref().is_some_and(|(name, message)| {
-        let first_check = name.starts_with("step_1_") || name.starts_with("step_01_");
-        first_check
-            && message
-                .iter()
-                .any(|line| line.contains("not yet implemented"))
-    });
-    let state = if timed_out {
-        State::TimedOut
-    } else if total > 0 && passed == total {
-        State::Done
-    } else if passed == 0 || stub_untouched {
-        State::NotStarted
-    } else {
-        State::InProgress
-    };
     Lesson {
         folder: folder.to_string(),
-        state,
-        passed,
-        skipped,
-        still_running,
-        total,
-        first_failure,
+        summary: Summary::from_output(&output, timed_out),
         output,
     }
 }
@@ -375,7 +361,7 @@ fn failure_message(report: &[String]) -> Vec<String> {
         .collect()
 }
 
-fn print_overview(lessons: &[Lesson], colour: &Colour) {
+fn print_overview(lessons: &[Lesson], current: Option<&str>, colour: &Colour) {
     println!("{}", colour.bold("Seesaw progress"));
     println!();
     for lesson in lessons {
@@ -383,7 +369,7 @@ fn print_overview(lessons: &[Lesson], colour: &Colour) {
     }
     let done = lessons
         .iter()
-        .filter(|lesson| matches!(lesson.state, State::Done))
+        .filter(|lesson| lesson.summary.state == State::Done)
         .count();
     let width = 24;
     let filled = done * width / lessons.len().max(1);
@@ -394,10 +380,7 @@ fn print_overview(lessons: &[Lesson], colour: &Colour) {
         ".".repeat(width - filled),
         lessons.len()
     );
-    match lessons
-        .iter()
-        .find(|lesson| !matches!(lesson.state, State::Done))
-    {
+    match next_lesson(lessons, current) {
         Some(next) => print_next_step(next, colour),
         None => println!(
             "\nEvery lesson is done. Well played: try the programs in two terminals, and bench/run."
@@ -405,32 +388,56 @@ fn print_overview(lessons: &[Lesson], colour: &Colour) {
     }
 }
 
+/// The lesson to work on next: the current lesson if it is not done, else the
+/// first one after it that is not done, else the first one not done at all.
+fn next_lesson<'a>(lessons: &'a [Lesson], current: Option<&str>) -> Option<&'a Lesson> {
+    let start = lessons
+        .iter()
+        .position(|lesson| Some(lesson.folder.as_str()) == current)
+        .unwrap_or(0);
+    lessons[start..]
+        .iter()
+        .chain(&lessons[..start])
+        .find(|lesson| lesson.summary.state != State::Done)
+}
+
 fn print_row(lesson: &Lesson, colour: &Colour) {
+    let summary = &lesson.summary;
     let (number, name) = lesson
         .folder
         .split_once('-')
         .unwrap_or((&lesson.folder, ""));
-    let state = match lesson.state {
+    let state = match summary.state {
         State::Done => colour.green("done"),
         State::InProgress => colour.yellow("in progress"),
         State::NotStarted => colour.dim("not started"),
         State::TimedOut => colour.red("timed out"),
         State::DoesNotCompile => colour.red("does not compile"),
     };
-    let count = format!("{}/{}", lesson.passed, lesson.total);
-    let skipped = match (lesson.skipped, &lesson.state) {
+    let count = format!("{}/{}", summary.passed, summary.total);
+    let not_run = match (summary.not_run, summary.state) {
         (0, _) => String::new(),
         (count, State::TimedOut) => format!("  ({count} not run before the time limit)"),
-        (count, _) => format!("  ({count} not run: an earlier check hung)"),
+        (count, _) if summary.stopped_after_hang => {
+            format!("  ({count} not run: an earlier check hung)")
+        }
+        (count, _) => format!("  ({count} not run: the checks stopped early)"),
     };
-    println!("  {number}  {name:<12} {count:>6} checks   {state}{skipped}");
+    // Checks that cannot run on this machine said why in their run; here,
+    // only how many, so that the counts add up.
+    let skipped = match summary.skipped {
+        0 => String::new(),
+        count => format!("  ({count} skipped here)"),
+    };
+    println!("  {number}  {name:<12} {count:>6} checks   {state}{not_run}{skipped}");
 }
 
 fn print_next_step(lesson: &Lesson, colour: &Colour) {
     let package = format!("lesson-{}", lesson.folder);
     println!();
     println!("{} lesson {}", colour.bold("Next:"), lesson.folder);
-    match (&lesson.state, &lesson.first_failure) {
+    let summary = &lesson.summary;
+    match (summary.state, summary.failures.first()) {
         (State::DoesNotCompile, _) => {
             println!("  the lesson does not compile; the compiler says:");
             for line in lesson
@@ -442,7 +449,7 @@ fn print_next_step(lesson: &Lesson, colour: &Colour) {
                 println!("    {line}");
             }
         }
-        (State::TimedOut, _) => match &lesson.still_running {
+        (State::TimedOut, _) => match &summary.still_running {
             Some(name) => println!(
                 "  {} was still running when the time limit passed: something blocks.",
                 colour.bold(name)
@@ -451,9 +458,9 @@ fn print_next_step(lesson: &Lesson, colour: &Colour) {
                 "  its checks were still running when the time limit passed: something blocks."
             ),
         },
-        (_, Some((name, message))) => {
-            println!("  first failing check: {}", colour.bold(name));
-            for line in message {
+        (_, Some(failure)) => {
+            println!("  first failing check: {}", colour.bold(&failure.name));
+            for line in failure_message(&failure.report) {
                 println!("    {line}");
             }
         }
@@ -466,17 +473,17 @@ fn print_next_step(lesson: &Lesson, colour: &Colour) {
     );
 }
 
-/// `cargo hint`: one level of help for the first failing check of the first
-/// lesson that is not done.
-fn print_hint(root: &Path, lessons: &[Lesson], level: usize, colour: &Colour) {
-    let Some(lesson) = lessons
-        .iter()
-        .find(|lesson| !matches!(lesson.state, State::Done))
-    else {
-        println!("Every lesson here is done: no hint needed. Well played.");
+/// `cargo hint`: one level of help for the first failing check of `lesson`.
+fn print_hint(root: &Path, lesson: &Lesson, level: usize, colour: &Colour) {
+    let number = folder_number(&lesson.folder).unwrap_or(0);
+    if lesson.summary.state == State::Done {
+        println!(
+            "Lesson {number} ({}) is done: every check passes, no hint needed. Well played.",
+            lesson.folder
+        );
         return;
-    };
-    let Some((step, _)) = &lesson.first_failure else {
+    }
+    let Some(failure) = lesson.summary.failures.first() else {
         println!(
             "Lesson {}: fix what the compiler says first:",
             lesson.folder
@@ -484,6 +491,7 @@ fn print_hint(root: &Path, lessons: &[Lesson], level: usize, colour: &Colour) {
         print_next_step(lesson, colour);
         return;
     };
+    let step = &failure.name;
     let file = root.join("lessons").join(&lesson.folder).join("hints.md");
     let text = std::fs::read_to_string(&file).unwrap_or_default();
     let levels = levels_for(&text, step);
@@ -506,8 +514,7 @@ fn print_hint(root: &Path, lessons: &[Lesson], level: usize, colour: &Colour) {
     println!();
     if level < LEVELS {
         println!(
-            "Still stuck? `cargo hint {} {}` goes one level further.",
-            &lesson.folder[..2],
+            "Still stuck? `cargo hint {number} {}` goes one level further.",
             level + 1
         );
     } else {
