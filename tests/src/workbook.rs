@@ -137,7 +137,7 @@ pub const STUB_FINGERPRINTS: &[(&str, u64)] = &[
     ("05-echo-loop", 0xef4a_1e8d_3363_ae60),
     ("06-concurrent", 0x43db_e24e_a808_a3c6),
     ("07-timeouts", 0xdca5_e899_2a4f_0969),
-    ("08-shutdown", 0x2bc3_df20_2b55_e65b),
+    ("08-shutdown", 0x157b_afaa_b7c4_2c36),
     ("09-async", 0x4fe8_058e_e645_82a3),
     ("10-binary", 0xb61b_a9bf_d125_bb56),
 ];

@@ -91,16 +91,26 @@ pub struct Summary {
 }
 
 impl fmt::Display for Summary {
-    /// `stopped: served 3 clients, 1 cut short`
+    /// `stopped: served 3 clients, 1 cut short`, or `served 1 client`
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         write!(
             f,
-            "stopped: served {} clients, {} cut short",
-            self.served, self.cut_short
+            "stopped: served {}, {} cut short",
+            counted(self.served, "client"),
+            self.cut_short
         )
     }
 }
 // ANCHOR_END: summary
+
+/// A count and its noun, for the narration: `1 client`, `3 clients`,
+/// `0 clients`.
+pub fn counted(count: usize, noun: &str) -> String {
+    match count {
+        1 => format!("1 {noun}"),
+        _ => format!("{count} {noun}s"),
+    }
+}
 
 // ANCHOR: stop
 /// The connect timeout of the wake-up call. On this machine it takes
@@ -156,6 +166,11 @@ impl Stop {
 /// The conversations going on, shared by the accepting loop and every
 /// conversation's thread: a handle on each one's socket, so that the server
 /// can cut them short when it stops. Clones share the same list.
+///
+/// Each conversation holds two file descriptors, no more: its connection
+/// (which lesson 7's seesaw takes) and the handle admit makes, which the
+/// list and the conversation's Slot share (an Arc). The goodbye goes out
+/// through that same handle.
 #[derive(Debug, Clone, Default)]
 pub struct Conversations {
     open: Arc<Mutex<Open>>,
@@ -168,8 +183,9 @@ pub struct Conversations {
 #[allow(dead_code)] // (until you use its fields)
 struct Open {
     /// A second handle on each conversation's socket (a try_clone), by
-    /// number. How many there are is how many conversations go on.
-    sockets: BTreeMap<u64, TcpStream>,
+    /// number, shared with its Slot. How many there are is how many
+    /// conversations go on.
+    sockets: BTreeMap<u64, Arc<TcpStream>>,
     /// The number the next conversation gets.
     next: u64,
     /// Set when the server has cut the conversations short.
@@ -184,6 +200,8 @@ pub struct Slot {
     conversations: Conversations,
     /// The conversation's number in `Open::sockets`.
     number: u64,
+    /// The same handle as the list's, for the conversation's goodbye.
+    socket: Arc<TcpStream>,
 }
 
 impl Conversations {
@@ -222,21 +240,26 @@ impl Conversations {
 
     // ANCHOR: admit
     /// Takes `connection` in as a conversation, if fewer than `max_clients`
-    /// go on: keeps a second handle on its socket and returns its Slot.
-    /// Returns None when `max_clients` conversations already go on.
+    /// go on: keeps a second handle on its socket, shared by the list and
+    /// the Slot, and returns the Slot. Returns None when `max_clients`
+    /// conversations already go on; an Err when the handle cannot be made
+    /// (no file descriptor left).
     pub fn admit(&self, connection: &TcpStream, max_clients: usize) -> Result<Option<Slot>> {
         // TODO: take `connection` in as a conversation, unless `max_clients`
         //   conversations already go on: then return Ok(None), and the caller
         //   turns the client away (a limit of 0 admits nobody).
         //   - How many conversations go on is how many handles the list
-        //     holds: keep a second handle on the connection's socket there,
-        //     under a number of its own, so that the server can reach the
-        //     socket when it stops.
+        //     holds: make a second handle on the connection's socket and keep
+        //     it there, under a number of its own, so that the server can
+        //     reach the socket when it stops.
+        //   - The Slot holds that same handle (shared, not a third one: each
+        //     handle is a file descriptor, and a server has few), so that the
+        //     conversation can write its goodbye through it.
         //   - Look at the count and add to the list under one lock, so that
         //     nothing slips in between.
         //   - Return the conversation's Slot: dropping it later is what gives
-        //     the place back. A handle that cannot be made is an Err, with
-        //     context.
+        //     the place back. A handle that cannot be made (no descriptor
+        //     left) is an Err, with context.
         let _ = (connection, max_clients); // (remove once you use them)
         todo!(
             "admit the connection unless max_clients conversations go on \
@@ -275,6 +298,13 @@ impl Slot {
     pub fn was_cut(&self) -> bool {
         self.conversations.was_cut()
     }
+
+    /// The handle admit made on the conversation's socket, the same one
+    /// the list holds: a way to the socket once the seesaw has taken (and
+    /// closed) the connection itself.
+    pub fn socket(&self) -> &TcpStream {
+        &self.socket
+    }
 }
 
 // ANCHOR: drop_slot
@@ -299,9 +329,10 @@ impl Drop for Slot {
 // ANCHOR_END: drop_slot
 
 // ANCHOR: turn_away
-/// Tells a client that came when the server was full that it is busy, on
-/// the client's own thread: writes BUSY_REPLY, then closes gently, so that
-/// the line reaches the client even if it had already sent a message.
+/// Tells a client that the server cannot serve now (it is full, or out of
+/// file descriptors) that it is busy, on the client's own thread: writes
+/// BUSY_REPLY, then closes gently, so that the line reaches the client even
+/// if it had already sent a message.
 pub fn turn_away(connection: TcpStream, peer: SocketAddr) {
     // TODO: tell this client that the server is busy, at once:
     //   - narrate `busy: turned PEER away`;
@@ -318,7 +349,7 @@ pub fn turn_away(connection: TcpStream, peer: SocketAddr) {
 // ANCHOR: converse
 /// One client's conversation: lesson 7's seesaw within `limits`; if the
 /// server cut it short (the seesaw then ends as if the client had hung up),
-/// writes SHUTDOWN_REPLY and closes gently.
+/// writes SHUTDOWN_REPLY through the Slot's handle and closes gently.
 pub fn converse(connection: TcpStream, limits: &Limits, slot: &Slot) -> Result<()> {
     // TODO: serve the client with lesson 7's seesaw (serve_connection_within,
     //   given) within `limits`, and return its error if it fails.
@@ -327,8 +358,12 @@ pub fn converse(connection: TcpStream, limits: &Limits, slot: &Slot) -> Result<(
     //     the server cut it), narrate `stopping: said goodbye to PEER`, write
     //     SHUTDOWN_REPLY and close gently. A client that hangs up by itself
     //     gets no goodbye, even while the server is stopping.
-    //   - The seesaw takes the connection: keep a second handle on the same
-    //     socket for the goodbye.
+    //   - The seesaw takes the connection, and closes it when it returns.
+    //     Say goodbye through the handle the Slot holds (slot.socket()), not
+    //     a third handle made for the whole conversation: under a limit on
+    //     open files, the server would serve only two thirds as many.
+    //     close_gently takes a handle of its own: make it only then, when
+    //     the connection's own handle is already closed.
     let _ = (connection, limits, slot); // (remove once you use them)
     todo!(
         "serve within the limits, then say goodbye if the server cut the \
@@ -370,10 +405,14 @@ pub fn serve_until_stopped(
     //     on a thread of its own (serve_client_in_slot, given), which gets
     //     its Slot. Not admitted: turn_away, on a thread of its own too (its
     //     lingering close may take a second; the loop goes back to accept).
+    //     If admit fails (no descriptor left for its handle), narrate why and
+    //     turn the client away too: never drop it without a word.
     //   Then:
     //   - close the listener at once: new clients are refused;
-    //   - narrate `stopping: ...`, and let the conversations in flight go on
-    //     for settings.grace at most, and no longer than they need;
+    //   - narrate `stopping: ...` (`1 conversation`, `2 conversations`:
+    //     the given `counted` writes both), and let the conversations in
+    //     flight go on for settings.grace at most, and no longer than they
+    //     need;
     //   - cut short those that still go on, and give them GOODBYE_TIME at
     //     most to say goodbye;
     //   - return the Summary: clients served, conversations cut short.

@@ -18,7 +18,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use lesson_08_shutdown::{
     BUSY_REPLY, Client, IDLE_REPLY, SHUTDOWN_REPLY, SLOW_REPLY, Settings, Stop, bound_address,
-    listen, serve_until_stopped,
+    counted, listen, serve_until_stopped,
 };
 
 const DEFAULT_ADDR: &str = "127.0.0.1:5555";
@@ -112,9 +112,9 @@ fn serve(addr: &str, settings: Settings) -> Result<()> {
     ctrlc::set_handler(move || on_ctrl_c(&on_signal))
         .context("could not set a handler for Ctrl-C")?;
     eprintln!(
-        "listening on {} (at most {} clients at once; Ctrl-C to stop, with {} ms of grace)",
+        "listening on {} (at most {} at once; Ctrl-C to stop, with {} ms of grace)",
         bound_address(&listener)?,
-        settings.max_clients,
+        counted(settings.max_clients, "client"),
         settings.grace.as_millis()
     );
     let summary = serve_until_stopped(listener, settings, stop)?;

@@ -90,16 +90,26 @@ pub struct Summary {
 }
 
 impl fmt::Display for Summary {
-    /// `stopped: served 3 clients, 1 cut short`
+    /// `stopped: served 3 clients, 1 cut short`, or `served 1 client`
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         write!(
             f,
-            "stopped: served {} clients, {} cut short",
-            self.served, self.cut_short
+            "stopped: served {}, {} cut short",
+            counted(self.served, "client"),
+            self.cut_short
         )
     }
 }
 // ANCHOR_END: summary
+
+/// A count and its noun, for the narration: `1 client`, `3 clients`,
+/// `0 clients`.
+pub fn counted(count: usize, noun: &str) -> String {
+    match count {
+        1 => format!("1 {noun}"),
+        _ => format!("{count} {noun}s"),
+    }
+}
 
 // ANCHOR: stop
 /// The connect timeout of the wake-up call. On this machine it takes
@@ -155,6 +165,11 @@ impl Stop {
 /// The conversations going on, shared by the accepting loop and every
 /// conversation's thread: a handle on each one's socket, so that the server
 /// can cut them short when it stops. Clones share the same list.
+///
+/// Each conversation holds two file descriptors, no more: its connection
+/// (which lesson 7's seesaw takes) and the handle admit makes, which the
+/// list and the conversation's Slot share (an Arc). The goodbye goes out
+/// through that same handle.
 #[derive(Debug, Clone, Default)]
 pub struct Conversations {
     open: Arc<Mutex<Open>>,
@@ -166,8 +181,9 @@ pub struct Conversations {
 #[derive(Debug, Default)]
 struct Open {
     /// A second handle on each conversation's socket (a try_clone), by
-    /// number. How many there are is how many conversations go on.
-    sockets: BTreeMap<u64, TcpStream>,
+    /// number, shared with its Slot. How many there are is how many
+    /// conversations go on.
+    sockets: BTreeMap<u64, Arc<TcpStream>>,
     /// The number the next conversation gets.
     next: u64,
     /// Set when the server has cut the conversations short.
@@ -181,6 +197,8 @@ pub struct Slot {
     conversations: Conversations,
     /// The conversation's number in `Open::sockets`.
     number: u64,
+    /// The same handle as the list's, for the conversation's goodbye.
+    socket: Arc<TcpStream>,
 }
 
 impl Conversations {
@@ -219,8 +237,10 @@ impl Conversations {
 
     // ANCHOR: admit
     /// Takes `connection` in as a conversation, if fewer than `max_clients`
-    /// go on: keeps a second handle on its socket and returns its Slot.
-    /// Returns None when `max_clients` conversations already go on.
+    /// go on: keeps a second handle on its socket, shared by the list and
+    /// the Slot, and returns the Slot. Returns None when `max_clients`
+    /// conversations already go on; an Err when the handle cannot be made
+    /// (no file descriptor left).
     pub fn admit(&self, connection: &TcpStream, max_clients: usize) -> Result<Option<Slot>> {
         let mut open = self.lock();
         if open.sockets.len() >= max_clients {
@@ -229,12 +249,14 @@ impl Conversations {
         let handle = connection
             .try_clone()
             .context("could not clone the connection")?;
+        let handle = Arc::new(handle);
         let number = open.next;
         open.next += 1;
-        open.sockets.insert(number, handle);
+        open.sockets.insert(number, Arc::clone(&handle));
         Ok(Some(Slot {
             conversations: self.clone(),
             number,
+            socket: handle,
         }))
     }
     // ANCHOR_END: admit
@@ -263,6 +285,13 @@ impl Slot {
     pub fn was_cut(&self) -> bool {
         self.conversations.was_cut()
     }
+
+    /// The handle admit made on the conversation's socket, the same one
+    /// the list holds: a way to the socket once the seesaw has taken (and
+    /// closed) the connection itself.
+    pub fn socket(&self) -> &TcpStream {
+        &self.socket
+    }
 }
 
 // ANCHOR: drop_slot
@@ -279,9 +308,10 @@ impl Drop for Slot {
 // ANCHOR_END: drop_slot
 
 // ANCHOR: turn_away
-/// Tells a client that came when the server was full that it is busy, on
-/// the client's own thread: writes BUSY_REPLY, then closes gently, so that
-/// the line reaches the client even if it had already sent a message.
+/// Tells a client that the server cannot serve now (it is full, or out of
+/// file descriptors) that it is busy, on the client's own thread: writes
+/// BUSY_REPLY, then closes gently, so that the line reaches the client even
+/// if it had already sent a message.
 pub fn turn_away(connection: TcpStream, peer: SocketAddr) {
     narrate(format!("busy: turned {peer} away"));
     let result = (&connection)
@@ -297,20 +327,25 @@ pub fn turn_away(connection: TcpStream, peer: SocketAddr) {
 // ANCHOR: converse
 /// One client's conversation: lesson 7's seesaw within `limits`; if the
 /// server cut it short (the seesaw then ends as if the client had hung up),
-/// writes SHUTDOWN_REPLY and closes gently.
+/// writes SHUTDOWN_REPLY through the Slot's handle and closes gently.
 pub fn converse(connection: TcpStream, limits: &Limits, slot: &Slot) -> Result<()> {
-    // serve_connection_within takes the connection: keep a second handle on
-    // the same socket for the goodbye.
-    let spare = connection
-        .try_clone()
-        .context("could not clone the connection")?;
+    // serve_connection_within takes the connection, and closes it when it
+    // returns: the goodbye goes through the Slot's handle, no third one.
     serve_connection_within(connection, limits)?;
     if slot.was_cut() {
-        narrate(format!("stopping: said goodbye to {}", peer_name(&spare)));
-        (&spare)
+        // (A &TcpStream writes too: `mut` is for the reference, not the socket.)
+        let mut socket = slot.socket();
+        narrate(format!("stopping: said goodbye to {}", peer_name(socket)));
+        socket
             .write_all(SHUTDOWN_REPLY)
             .context("could not write the goodbye")?;
-        return close_gently(spare);
+        // close_gently takes a handle of its own. The connection's
+        // descriptor is closed by now, so this one is the second, not a
+        // third; it lives only for the lingering close.
+        let handle = socket
+            .try_clone()
+            .context("could not clone the connection")?;
+        return close_gently(handle);
     }
     Ok(())
 }
@@ -361,7 +396,12 @@ pub fn serve_until_stopped(
                     Ok(None) => {
                         thread::spawn(move || turn_away(connection, peer));
                     }
-                    Err(error) => narrate(format!("{peer}: {error:#}; closed the connection")),
+                    // No file descriptor left for admit's handle: this client
+                    // cannot be served now, but it can still be told so.
+                    Err(error) => {
+                        narrate(format!("{peer}: {error:#}"));
+                        thread::spawn(move || turn_away(connection, peer));
+                    }
                 }
             }
             Err(error) => {
@@ -378,15 +418,16 @@ pub fn serve_until_stopped(
     // try again later or elsewhere instead of waiting for nothing.
     drop(listener);
     narrate(format!(
-        "stopping: no new clients; {} conversations may go on for {} ms",
-        conversations.count(),
+        "stopping: no new clients; {} may go on for {} ms",
+        counted(conversations.count(), "conversation"),
         settings.grace.as_millis()
     ));
     let mut cut_short = 0;
     if !conversations.wait_until_all_ended(settings.grace) {
         cut_short = conversations.cut_short();
         narrate(format!(
-            "stopping: the grace is over; cut {cut_short} conversations short"
+            "stopping: the grace is over; cut {} short",
+            counted(cut_short, "conversation")
         ));
         conversations.wait_until_all_ended(GOODBYE_TIME);
     }
