@@ -47,3 +47,16 @@ run_checks() {
   status=${PIPESTATUS[0]}
   set -e
 }
+
+# hint_says HINT CHOICES: true if HINT contains one of the " | "-separated
+# CHOICES, whatever the case.
+hint_says() {
+  local hint=${1,,} choice
+  local IFS='|'
+  for choice in $2; do
+    choice=${choice#"${choice%%[! ]*}"}
+    choice=${choice%"${choice##*[! ]}"}
+    [ -n "$choice" ] && [[ "$hint" == *"${choice,,}"* ]] && return 0
+  done
+  return 1
+}
