@@ -45,7 +45,8 @@ mod serving;
 
 use pieces::{
     SENDING_SIDE_TOO, admit, admit_one, blocked_read, expect_converse_ok, expect_count,
-    expect_nothing_written, expect_woken_with_end_of_file, give_back, start_converse,
+    expect_never_past_the_limit_at_once, expect_nothing_written, expect_woken_with_end_of_file,
+    give_back, start_converse, start_converse_held,
 };
 use program_run::{expect_goodbye, expect_summary_and_exit};
 use serving::{
@@ -130,8 +131,9 @@ fn step_01_admit_takes_clients_up_to_the_limit() {
             &conversations,
             number + 1,
             &format!("admitted {} connections with max_clients 2", number + 1),
-            "admit keeps a second handle on each connection it takes in (try_clone) in the \
-             list: how many the list holds is how many conversations go on.",
+            "admit makes a second handle on each connection it takes in (try_clone) and \
+             inserts it into the list, under the conversation's number: how many the list \
+             holds is how many conversations go on.",
         );
     }
     let (third, slot) = admit(&step, &conversations, third, 2);
@@ -140,7 +142,10 @@ fn step_01_admit_takes_clients_up_to_the_limit() {
             .did("admitted 2 connections with max_clients 2, then a third")
             .expected("None: two conversations already go on")
             .got("Some(slot)")
-            .hint("compare how many conversations go on with max_clients before you take one in.")
+            .hint(
+                "admit took one client too many: say no as soon as the count has reached \
+                 max_clients (`count >= max_clients`), before you take the connection in.",
+            )
             .fail();
     }
     expect_count(
@@ -159,6 +164,7 @@ fn step_01_admit_takes_clients_up_to_the_limit() {
             .hint("the test is `count >= max_clients`, before taking the connection in.")
             .fail();
     }
+    expect_never_past_the_limit_at_once(&step);
 }
 
 #[test]
@@ -173,8 +179,8 @@ fn step_02_a_dropped_slot_gives_its_place_back() {
         &conversations,
         0,
         "admitted a connection, then dropped its Slot",
-        "Slot's drop takes the conversation's handle out of the list (by its number), so \
-         that it counts no more.",
+        "Slot's drop gives the place back: it removes the conversation's handle from \
+         the list (by its number, with remove), so that it counts no more.",
     );
     let (_connection, slot) = admit(&step, &conversations, connection, 1);
     if slot.is_none() {
@@ -320,6 +326,11 @@ fn step_05_cut_short_shuts_down_reading_only() {
     }
 }
 
+/// A turn_away that closed with the client's message unread.
+const UNREAD_RESET: &str = "the connection was closed with the client's message unread, so \
+     the OS reset it; a reset can destroy the busy line before the client reads it. Close \
+     with close_gently (lesson 5), which reads what the client still sends.";
+
 #[test]
 fn step_06_turn_away_says_busy_and_closes_gently() {
     let step = Step::new(
@@ -334,23 +345,36 @@ fn step_06_turn_away_says_busy_and_closes_gently() {
     let running = timing::start(&step, "turn_away(connection, peer)", move || {
         turn_away(connection, peer)
     });
-    client.expect_line(
-        BUSY_REPLY,
-        "write BUSY_REPLY, then close with close_gently (lesson 5): it shuts down the \
-         sending side and reads what the client still sends, so that the line is \
-         not lost to a reset.",
-    );
+    let line = client.read_line();
+    if line.bytes != BUSY_REPLY || line.end != End::Newline {
+        let report = step
+            .report()
+            .did("the client sent a message, then read")
+            .expected(&show(BUSY_REPLY))
+            .got_received(BUSY_REPLY, &line)
+            .hint(
+                "write BUSY_REPLY, then close with close_gently (lesson 5): it shuts down the \
+                 sending side and reads what the client still sends, so that the line is \
+                 not lost to a reset.",
+            );
+        match (line.end, line.bytes.is_empty()) {
+            (End::Closed, true) => report.observed(
+                "the connection was closed without a word. In turn_away, write BUSY_REPLY \
+                 first, then close gently (close_gently): the client learns why it is not \
+                 served.",
+            ),
+            (End::Failed(ErrorKind::ConnectionReset), _) => report.observed(UNREAD_RESET),
+            _ => report,
+        }
+        .fail();
+    }
     let rest = client.read_to_end();
     if rest.end == End::Failed(ErrorKind::ConnectionReset) {
         step.report()
             .did("read the busy line, then went on reading")
             .expected("end of file, and nothing more")
             .got(&rest.describe())
-            .observed(
-                "turn_away closed the connection with the client's message unread, so the \
-                 OS reset it; a reset can destroy the busy line before the client reads it. \
-                 Close with close_gently (lesson 5), which reads what the client still sends.",
-            )
+            .observed(UNREAD_RESET)
             .fail();
     }
     if !rest.bytes.is_empty() || rest.end != End::Closed {
@@ -401,26 +425,59 @@ fn step_07_converse_echoes_until_the_client_hangs_up() {
 #[test]
 fn step_08_converse_says_goodbye_when_cut_short() {
     let step = Step::new(
-        "step 8: a conversation cut short says goodbye (SHUTDOWN_REPLY) and closes",
+        "step 8: a conversation cut short says goodbye (SHUTDOWN_REPLY) and closes gently",
         CHAPTER,
     );
     let conversations = Conversations::new();
     let (mut client, connection) = pair(&step);
     let (connection, slot) = admit_one(&step, &conversations, connection);
-    let running = start_converse(&step, connection, slot);
+    let (running, go) = start_converse_held(&step, connection, slot);
     client.expect_echo(
         b"before the cut\n",
         "serve the client with serve_connection_within(connection, limits) (given, lesson 7).",
     );
     client.note("check   cut the conversations short (cut_short)");
     conversations.cut_short();
-    client.expect_then_end(
-        SHUTDOWN_REPLY,
-        "cut short, the seesaw ends as if the client had hung up. Then ask the slot \
-         (was_cut): if the server cut the conversation, write SHUTDOWN_REPLY on a second \
-         handle of the socket (try_clone before the seesaw takes the connection) and close \
-         gently.",
-    );
+    let goodbye = client.read_line();
+    if goodbye.bytes != SHUTDOWN_REPLY || goodbye.end != End::Newline {
+        let report = step
+            .report()
+            .did("one echo, then the check called cut_short(); the client waited, silent")
+            .expected(&show(SHUTDOWN_REPLY))
+            .got_received(SHUTDOWN_REPLY, &goodbye);
+        match goodbye.bytes.is_empty() && goodbye.end != End::Failed(ErrorKind::ConnectionReset) {
+            true => report.observed(NO_GOODBYE),
+            false => report.hint(NO_GOODBYE),
+        }
+        .fail();
+    }
+    // A client that still talks as the conversation closes.
+    client.send(b"wait, one more thing\n");
+    client.note("check   (converse's thread drops its Slot, the last handle, only now)");
+    let _ = go.send(());
+    let rest = client.read_to_end();
+    if rest.end == End::Failed(ErrorKind::ConnectionReset) {
+        step.report()
+            .did("read the goodbye, then sent one more line, then went on reading")
+            .expected("end of file, and nothing more")
+            .got(&rest.describe())
+            .observed(
+                "the connection was reset: it was closed after the goodbye with the \
+                 client's last line unread, and a reset can destroy the goodbye before the \
+                 client reads it. After the goodbye, close gently: close_gently shuts down \
+                 the sending side first, so the client reads end of file whatever it still \
+                 sends.",
+            )
+            .fail();
+    }
+    if !rest.bytes.is_empty() || rest.end != End::Closed {
+        step.report()
+            .did("read the goodbye, then sent one more line, then went on reading")
+            .expected("end of file, and nothing more")
+            .got_received(b"", &rest)
+            .hint("after the goodbye, close gently (close_gently), and return Ok(()).")
+            .fail();
+    }
     drop(client);
     expect_converse_ok(
         &step,
@@ -429,6 +486,11 @@ fn step_08_converse_says_goodbye_when_cut_short() {
          too), and return Ok(()).",
     );
 }
+
+/// What a conversation cut short owes its client.
+const NO_GOODBYE: &str = "cut short, the seesaw ends as if the client had hung up. Then ask \
+     the slot (was_cut): if the server cut the conversation, write SHUTDOWN_REPLY through the \
+     Slot's handle (slot.socket()) and close gently.";
 
 // ---------------------------------------------------------------------------
 // serve_until_stopped, in this process, with the check as its clients.
@@ -589,9 +651,10 @@ fn step_13_stop_wakes_the_server_and_it_returns() {
             cut_short: 0,
         },
         QUICK,
-        "the server still waits: accept() returned for the wake-up call (Stop::trigger \
-         connects to the listener), so after each accept look whether the stop was \
-         triggered, and if so stop accepting; with no conversation going on, return at once.",
+        "the server still waits. Accept returned for the wake-up call (Stop::trigger \
+         connects to the listener): after each accept, look at the flag \
+         (stop.is_stopping()), and if it is raised, stop accepting; with no conversation \
+         going on, return at once.",
     );
     expect_no_service(
         &step,

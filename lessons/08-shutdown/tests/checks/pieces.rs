@@ -3,13 +3,15 @@
 
 use std::io::Read;
 use std::net::TcpStream;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier, mpsc};
 use std::thread;
+use std::time::{Duration, Instant};
 
 use lesson_08_shutdown::{Conversations, Slot, converse};
 use seesaw_checks::DEADLINE;
-use seesaw_checks::peer::{End, Peer};
-use seesaw_checks::report::Step;
+use seesaw_checks::peer::{self, End, Peer};
+use seesaw_checks::report::{self, Step};
 
 use crate::{QUICK, QUIET, settings};
 use seesaw_checks::timing::{self, Timed};
@@ -28,14 +30,174 @@ pub fn admit(
         step,
         &call,
         QUICK,
-        "admit only looks at the list and adds to it: nothing in it waits. Does it \
-         lock the list twice (count() locks it too, while you hold its guard)?",
+        "admit did not return, yet nothing in it needs to wait: it looks at the list \
+         and adds to it. Most likely a deadlock: it locks the list while it already \
+         holds its guard (count() locks it too); or it reads from the connection.",
         move || {
             let result = list.admit(&connection, max_clients);
             (connection, result)
         },
     );
     (connection, step.ok(&call, result))
+}
+
+/// How many threads call admit at the same moment, with max_clients 1: one
+/// for each core of a small machine.
+const AT_ONCE: usize = 2;
+
+/// How long the threads go on racing, round after round, at most: on a
+/// loaded machine they are seldom both running.
+const RACING: Duration = Duration::from_millis(500);
+
+/// Enough rounds in which both admits ran at the same time: then the check
+/// stops early (on an idle machine, within a few milliseconds).
+const TOGETHER: usize = 1000;
+
+/// Two conversations' threads call admit at the same moment, with
+/// max_clients 1, round after round: no round may admit both. A count
+/// looked at under one lock and raised under another lets both threads find
+/// the place free. (Each round begins for both threads at the same moment,
+/// when both are running: see Meeting. On a loaded machine they seldom are,
+/// and the check may miss the race; it never fails a right answer.)
+pub fn expect_never_past_the_limit_at_once(step: &Step) {
+    let mut clients = Vec::new();
+    let mut connections = Vec::new();
+    for _ in 0..AT_ONCE {
+        let (client, connection) = peer::connected_pair(step);
+        clients.push(client);
+        connections.push(connection);
+    }
+    let call = format!(
+        "conversations.admit(&connection, 1) from {AT_ONCE} threads at the same moment, \
+         round after round for {} ms",
+        RACING.as_millis()
+    );
+    let (rounds, together, past) = timing::run_within(
+        step,
+        &call,
+        RACING + QUICK,
+        "admit did not return while another thread called it too: does it wait for a lock \
+         that the other thread's admit, or a Slot, still holds?",
+        move || race_admits(connections),
+    );
+    drop(clients);
+    if let Some(round) = past {
+        step.report()
+            .did(&format!(
+                "{AT_ONCE} threads called admit at the same moment, max_clients 1, on an \
+                 empty list; after each round, every Slot was dropped ({rounds} rounds, \
+                 {together} with both calls running at once)"
+            ))
+            .expected("at most one Some(slot) in every round")
+            .got(&format!("{AT_ONCE} Some(slot) in round {round}"))
+            .hint(
+                "two threads found the last place free at once: admit looks at the count and \
+                 adds the handle under two locks, and between them the other thread looks \
+                 too. Hold one lock (one guard of self.lock()) from the count to the insert.",
+            )
+            .fail();
+    }
+}
+
+/// Where the racing threads wait for each other: asleep until both are
+/// awake, then spinning for at most ALIGN, so that both call admit within a
+/// fraction of a microsecond of each other when both are running.
+struct Meeting {
+    asleep: Barrier,
+    /// How many threads have come to the start of a round, in all rounds.
+    came: AtomicUsize,
+}
+
+/// How long a thread spins for the other at the start of a round.
+const ALIGN: Duration = Duration::from_micros(200);
+
+impl Meeting {
+    /// Waits for the other threads, asleep.
+    fn all_here(&self) {
+        self.asleep.wait();
+    }
+
+    /// Waits for the other threads, then for round `round` (from 1) to begin
+    /// for all of them at the same moment, spinning.
+    fn start(&self, round: usize) {
+        self.asleep.wait();
+        self.came.fetch_add(1, Ordering::SeqCst);
+        let began = Instant::now();
+        while self.came.load(Ordering::SeqCst) < round * AT_ONCE && began.elapsed() < ALIGN {
+            std::hint::spin_loop();
+        }
+    }
+}
+
+/// Rounds of AT_ONCE threads admitting at the same moment, with max_clients
+/// 1, for at most RACING or until TOGETHER rounds ran both calls at once;
+/// returns how many rounds ran, how many with both calls at once, and the
+/// first round that admitted more than one.
+fn race_admits(connections: Vec<TcpStream>) -> (usize, usize, Option<usize>) {
+    let list = Conversations::new();
+    let began = Instant::now();
+    let meeting = Arc::new(Meeting {
+        asleep: Barrier::new(AT_ONCE),
+        came: AtomicUsize::new(0),
+    });
+    let admitted = Arc::new(AtomicUsize::new(0));
+    // How many threads are inside admit now, and whether both were at once.
+    let inside = Arc::new(AtomicUsize::new(0));
+    let at_once = Arc::new(AtomicBool::new(false));
+    let together = Arc::new(AtomicUsize::new(0));
+    let done = Arc::new(AtomicBool::new(false));
+    let past = Arc::new(AtomicUsize::new(0));
+    let workers: Vec<_> = connections
+        .into_iter()
+        .enumerate()
+        .map(|(number, connection)| {
+            let (list, meeting) = (list.clone(), meeting.clone());
+            let (admitted, done, past) = (admitted.clone(), done.clone(), past.clone());
+            let (inside, at_once, together) = (inside.clone(), at_once.clone(), together.clone());
+            thread::spawn(move || {
+                let mut rounds = 0;
+                loop {
+                    rounds += 1;
+                    meeting.start(rounds);
+                    let before = inside.fetch_add(1, Ordering::SeqCst);
+                    let slot = list.admit(&connection, 1).ok().flatten();
+                    if before > 0 || inside.fetch_sub(1, Ordering::SeqCst) > 1 {
+                        at_once.store(true, Ordering::SeqCst);
+                    }
+                    if slot.is_some() {
+                        admitted.fetch_add(1, Ordering::SeqCst);
+                    }
+                    meeting.all_here();
+                    if number == 0 {
+                        if admitted.swap(0, Ordering::SeqCst) > 1 {
+                            past.store(rounds, Ordering::SeqCst);
+                        }
+                        if at_once.swap(false, Ordering::SeqCst) {
+                            together.fetch_add(1, Ordering::SeqCst);
+                        }
+                        let over = past.load(Ordering::SeqCst) > 0
+                            || together.load(Ordering::SeqCst) >= TOGETHER
+                            || began.elapsed() > RACING;
+                        done.store(over, Ordering::SeqCst);
+                    }
+                    drop(slot);
+                    meeting.all_here();
+                    if done.load(Ordering::SeqCst) {
+                        break;
+                    }
+                }
+                rounds
+            })
+        })
+        .collect();
+    let rounds = workers
+        .into_iter()
+        .map(|worker| worker.join().unwrap_or(0))
+        .max()
+        .unwrap_or(0);
+    let past = past.load(Ordering::SeqCst);
+    let together = together.load(Ordering::SeqCst);
+    (rounds, together, (past > 0).then_some(past))
 }
 
 /// Admits `connection` with max_clients 1 into an empty list: step 1 checks
@@ -153,6 +315,38 @@ pub fn start_converse(step: &Step, connection: TcpStream, slot: Slot) -> Timed<R
     timing::start(step, "converse(connection, &limits, &slot)", move || {
         converse(connection, &limits, &slot).map_err(|error| format!("{error:#}"))
     })
+}
+
+/// How long a conversation's thread of [`start_converse_held`] keeps its
+/// Slot, once converse has returned, for the check's go-ahead.
+const HELD: Duration = Duration::from_millis(200);
+
+/// Like [`start_converse`], but once converse has returned, its thread drops
+/// the Slot (the last handle on the socket) only when the check says go, or
+/// after HELD: a client still talking as the conversation closes, made sure
+/// of rather than left to a race of microseconds.
+pub fn start_converse_held(
+    step: &Step,
+    connection: TcpStream,
+    slot: Slot,
+) -> (Timed<Result<(), String>>, mpsc::Sender<()>) {
+    let limits = settings(1, timing::ms(100)).limits;
+    let (go, held) = mpsc::channel();
+    let running = timing::start(step, "converse(connection, &limits, &slot)", move || {
+        // The client talks on after the goodbye: once the server has shut down
+        // both sides, Linux answers its bytes with a reset, which the lingering
+        // close may then read. That is the client's doing, not converse's.
+        let result = converse(connection, &limits, &slot).or_else(|error| {
+            match report::io_error_kind(&error) {
+                Some(std::io::ErrorKind::ConnectionReset) => Ok(()),
+                _ => Err(format!("{error:#}")),
+            }
+        });
+        let _ = held.recv_timeout(HELD);
+        drop(slot);
+        result
+    });
+    (running, go)
 }
 
 /// Waits for converse to return Ok(()).

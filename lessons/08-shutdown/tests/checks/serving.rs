@@ -130,15 +130,15 @@ impl StoppableServer {
 fn summary_hint(returned: &Result<Summary, String>, expected: Summary) -> &'static str {
     match returned {
         Ok(got) if got.served > expected.served => {
-            "count a client as served only when it is admitted and served: not the \
-             wake-up call, not a client that came after the stop, not one turned away."
+            "count only admitted clients as served (admit returned Some(slot)): not one \
+             turned away, not the wake-up call, not a client that came after the stop."
         }
         Ok(got) if got.served < expected.served => {
             "count every client admitted and served, one each."
         }
         Ok(_) => {
-            "cut_short counts the conversations still going on when the grace ends: \
-             return what it returns, and 0 when none was left to cut."
+            "the summary's cut_short is the number cut_short() returns (the conversations \
+             still going on when the grace ended), and 0 when none was left to cut."
         }
         Err(_) => "stopping is no error: return Ok(Summary { served, cut_short }).",
     }
@@ -275,7 +275,8 @@ pub fn expect_goodbye_when_the_grace_ends(
         grace.as_millis()
     );
     if goodbye.bytes != SHUTDOWN_REPLY || goodbye.end != End::Closed {
-        step.report()
+        let report = step
+            .report()
             .did(&did)
             .expected(&format!(
                 "{} when the grace ends, then end of file",
@@ -285,8 +286,19 @@ pub fn expect_goodbye_when_the_grace_ends(
             .hint(
                 "when the grace ends with conversations still going on, cut them short \
                  (cut_short): each one's seesaw then ends and its converse says goodbye.",
-            )
-            .fail();
+            );
+        match goodbye.bytes.is_empty() && goodbye.end == End::TimedOut {
+            // Steps 5 and 8 passed: cut_short and converse work.
+            true => report.observed(&format!(
+                "nothing came, and the connection stayed open {} ms past the grace: the \
+                 conversations were not cut short. When wait_until_all_ended(settings.grace) \
+                 returns false, call cut_short(): each seesaw then ends, and its converse says \
+                 goodbye.",
+                QUICK.as_millis()
+            )),
+            false => report,
+        }
+        .fail();
     }
     if after < grace - ms(20) {
         step.report()
