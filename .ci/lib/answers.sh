@@ -5,9 +5,10 @@
 # An answer is a patch against the reference, solutions/NN-step/src/lib.rs.
 
 # What a check may print on libtest's line `test NAME ... ` before its result:
-# the marks of a part, or the whole check, skipped on this machine
-# (seesaw_checks::report::skip_mark), then spaces.
-skip_marks='(\[(part )?skipped: [^]]*\] *)* *'
+# marks in brackets (seesaw_checks::report): a part, or the whole check,
+# skipped on this machine (`[skipped: ...]`), or a failure whose cause an
+# earlier step reported (`[same cause as step 1: ...]`, then `FAILED`).
+skip_marks='(\[[^]]*\] *)* *'
 
 # Copies the workbook (without build output and .git) into $tree.
 prepare_tree() {

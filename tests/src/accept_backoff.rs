@@ -5,13 +5,14 @@
 //! time, starting over from short after a success), and serve again once
 //! clients have gone. Unix only: it needs a shell's `ulimit`.
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::DEADLINE;
-use crate::peer::Peer;
+use crate::peer::{End, Peer};
 use crate::process::expect_room_for_files;
-use crate::report::Step;
+use crate::report::{Step, hint_for_received};
 use crate::watched::{SAID_BY_NOW, WatchedServer};
 
 /// The server may open this many files: stdin, stdout, stderr, the
@@ -23,6 +24,10 @@ const OUT_OF_FILES: &str = "Too many open files";
 
 /// How many clients the check connects: more than the server can take.
 const CROWD: usize = 2 * FILE_LIMIT;
+
+/// How long a client the server accepted waits for its echo while accept
+/// keeps failing: a server that serves it answers at once.
+const SERVED_MEANWHILE: Duration = Duration::from_millis(600);
 
 /// How long the check watches a server whose accept keeps failing.
 const WINDOW: Duration = Duration::from_millis(100);
@@ -47,33 +52,116 @@ pub fn reports_failed_accept(line: &str) -> bool {
 }
 
 /// Runs `program` with `args` (a server on port 0) allowed FILE_LIMIT files,
-/// and fails unless it reports the failed accepts, backs off, and serves a
-/// client once the crowd has gone. Twice: the second time shows that a
-/// successful accept starts the waits over from short.
-pub fn expect_backs_off_when_accept_fails(step: &Step, program: &Path, args: &[&str]) {
+/// and fails unless it reports the failed accepts, backs off, still serves
+/// the clients it has while it waits, and serves a new client once the crowd
+/// has gone. Twice: the second time shows that a successful accept starts the
+/// waits over from short. `stalled_hint` says, in the lesson's terms, what
+/// keeps a server from serving its clients while accept fails.
+pub fn expect_backs_off_when_accept_fails(
+    step: &Step,
+    program: &Path,
+    args: &[&str],
+    stalled_hint: &str,
+) {
     let mut server = WatchedServer::start_with_file_limit(program, args, FILE_LIMIT);
     let addr = server.listening_address(step);
     expect_room_for_files(step, CROWD + 16);
     for round in ["first", "second"] {
         let since = Instant::now();
         server.expect_running(step);
-        let crowd: Vec<Peer> = (0..CROWD).map(|_| Peer::connect(step, addr)).collect();
+        // Through the server: if it cannot connect, its last words say why.
+        let mut crowd: Vec<Peer> = (0..CROWD).map(|_| server.connect(step, addr)).collect();
         step.transcript().add(format!(
             "check   connected {CROWD} clients ({round} crowd); your server may open only \
              {FILE_LIMIT} files"
         ));
         expect_backoff(step, &mut server, since, round);
+        expect_served_meanwhile(step, &mut server, &mut crowd, stalled_hint);
         drop(crowd);
         step.transcript()
             .add("check   closed all those clients".to_string());
-        let mut next = server.connect(step, addr);
-        server.expect_echo(
-            step,
-            &mut next,
-            b"room for me now?\n",
-            "once clients have gone, accept works again: the loop must still be accepting.",
-        );
+        expect_room_again(step, &mut server, addr, Instant::now());
     }
+}
+
+/// Fails unless the first client of `crowd` that the server said it
+/// accepted is echoed while accept keeps failing: the wait after a failed
+/// accept must not keep the server from serving the clients it has (they
+/// are the ones that will leave and free files).
+fn expect_served_meanwhile(
+    step: &Step,
+    server: &mut WatchedServer,
+    crowd: &mut [Peer],
+    stalled_hint: &str,
+) {
+    let Some(client) = crowd.iter_mut().find(|client| {
+        let said = format!("accepted {}", client.local_addr());
+        server.printed(|line| line == said).is_some()
+    }) else {
+        return; // It names no client it accepted: the narration's step says so.
+    };
+    client.send(b"still served meanwhile?\n");
+    let reply = client.read_line_for(SERVED_MEANWHILE);
+    if reply.bytes == b"still served meanwhile?\n" && reply.end == End::Newline {
+        return;
+    }
+    let mut report = server
+        .report(step)
+        .did(&format!(
+            "while accept kept failing, client {} (accepted before) sent \
+             b\"still served meanwhile?\\n\"",
+            client.local_addr()
+        ))
+        .expected("the same bytes back at once: the server still serves the clients it has")
+        .got(&reply.describe())
+        .hint(stalled_hint);
+    if reply.end == End::TimedOut && reply.bytes.is_empty() {
+        report = report.observed(&format!(
+            "your server was still trying to accept (its reports are above), but it served \
+             no one in the meantime: its other clients stalled while it waited. {stalled_hint}"
+        ));
+    } else if let Some(observed) = hint_for_received(b"still served meanwhile?\n", &reply) {
+        report = report.observed(&observed);
+    }
+    server.fail(report)
+}
+
+/// Once the crowd (closed at `closed`) has gone, a new client must be
+/// served. If not, the report says what the server did meanwhile: it still
+/// failed to accept (the crowd's files were not freed), or it said nothing.
+fn expect_room_again(step: &Step, server: &mut WatchedServer, addr: SocketAddr, closed: Instant) {
+    let mut next = server.connect(step, addr);
+    next.send(b"room for me now?\n");
+    let reply = next.read_line();
+    if reply.bytes == b"room for me now?\n" && reply.end == End::Newline {
+        return;
+    }
+    let still_failing = server
+        .wait_for(Duration::ZERO, closed, reports_failed_accept)
+        .is_some();
+    let hint = match still_failing {
+        true => {
+            "after the crowd had gone, your server still reported failed accepts: the files \
+             of the clients that left were not freed. Does each client's thread (or task) \
+             end at end of file, dropping every handle on its connection?"
+        }
+        false => {
+            "after the crowd had gone, your server said nothing more and served no one: its \
+             loop no longer accepts. After a failed accept, wait, then accept again."
+        }
+    };
+    let report = server
+        .report(step)
+        .did(&format!(
+            "client {} sent b\"room for me now?\\n\"",
+            next.local_addr()
+        ))
+        .expected("the same bytes back: with the crowd gone, accept works again")
+        .got(&reply.describe());
+    server.fail(match hint_for_received(b"room for me now?\n", &reply) {
+        Some(observed) if reply.end != End::TimedOut => report.observed(&observed),
+        _ => report.observed(hint),
+    })
 }
 
 /// Waits for the server to report a failed accept, then counts what it

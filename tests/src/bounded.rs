@@ -48,6 +48,7 @@ pub fn start_with<V: Send + 'static, T: Send + 'static>(
             Panic {
                 call: call_text,
                 message: format!("{} (at {})", panic_text(&**panic), last.location),
+                location: last.location,
                 backtrace: last.backtrace,
             }
         });

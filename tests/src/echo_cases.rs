@@ -10,15 +10,20 @@ use std::io::Write;
 use std::time::Duration;
 
 use crate::bounded::Running;
-use crate::bytes::show;
+use crate::bytes::{show, thousands};
 use crate::fixtures::{cases::AWKWARD, xs};
 use crate::peer::{End, Peer};
-use crate::report::{Step, hint_for_ending};
+use crate::report::{Step, hint_for_ending, join_hints};
 
 /// The hint when the student's serve_connection does not answer.
 pub const SERVER_HANGS: &str = "the check's client is waiting for you. Does serve_connection \
      stop reading at each newline, answer each message before reading the next, and \
      return at end of file (Message::End)?";
+
+/// The check's own hint for an echo that came back wrong (a hang has a hint
+/// of its own): the bytes, exactly.
+pub const ECHO_EXACTLY: &str = "echo every message exactly as it came, every byte (spaces, \
+     tabs, \\r, bytes that are not UTF-8), in one write_all, and nothing else.";
 
 /// The check's end of a fresh connection, and the student's serve_connection on the other.
 pub type Started = (Peer, Running<anyhow::Result<()>>);
@@ -28,10 +33,10 @@ pub type Started = (Peer, Running<anyhow::Result<()>>);
 pub fn many_messages_in_order(step: &Step, mut start: impl FnMut() -> Started) {
     let (mut client, running) = start();
     for number in 1..=10 {
-        client.expect_echo(format!("message {number}\n").as_bytes(), SERVER_HANGS);
+        client.expect_echo(format!("message {number}\n").as_bytes(), ECHO_EXACTLY);
     }
     for message in AWKWARD.into_iter().chain([b"last one\n".as_slice()]) {
-        client.expect_echo(message, SERVER_HANGS);
+        client.expect_echo(message, ECHO_EXACTLY);
     }
     client.expect_silence(
         Duration::from_millis(50),
@@ -47,7 +52,10 @@ pub fn many_messages_in_order(step: &Step, mut start: impl FnMut() -> Started) {
 pub fn message_in_pieces(step: &Step, mut start: impl FnMut() -> Started) {
     let (mut client, running) = start();
     client.send_in_pieces(&[b"see", b"saw ", b"up and down\nsecond"]);
-    client.expect_line(b"seesaw up and down\n", SERVER_HANGS);
+    client.expect_line(
+        b"seesaw up and down\n",
+        "a message may come in pieces: keep reading up to its newline, then echo it whole.",
+    );
     client.send(b" message\n");
     let second = client.read_line();
     if second.bytes != b"second message\n" || second.end != End::Newline {
@@ -64,7 +72,7 @@ pub fn message_in_pieces(step: &Step, mut start: impl FnMut() -> Started) {
                 .observed(
                     "the start of the second message, b\"second\", was lost: it came in the \
                      same piece as the end of the first. Bytes read past a newline wait in the \
-                     reader's buffer for the next message: keep one buffered reader for the \
+                     reader's buffer for the next message: keep one BufReader for the \
                      whole connection.",
                 )
                 .fail();
@@ -85,7 +93,8 @@ pub fn tail_then_end(step: &Step, mut start: impl FnMut() -> Started) {
     client.close_sending();
     client.expect_then_end(
         b" no newline \xff",
-        "write a Message::Tail back like a Line, exactly; the next read_message gives End: return.",
+        "write a Message::Tail back as it came, exactly: no newline added. The next \
+         read_message gives End: return.",
     );
     running.finish_ok(step, SERVER_HANGS);
 
@@ -115,6 +124,7 @@ pub struct Refusal {
 /// reading at the limit), and fails unless the error line comes back and
 /// then nothing more: the check hangs up, and the connection ends.
 pub fn expect_refusal(client: &mut Peer, step: &Step, message: Vec<u8>, refusal: &Refusal) {
+    let message_len = message.len();
     client.send_in_background(message);
     let got = client.read_line();
     if got.bytes != refusal.reply || got.end != End::Newline {
@@ -126,7 +136,19 @@ pub fn expect_refusal(client: &mut Peer, step: &Step, message: Vec<u8>, refusal:
             ))
             .got_received(refusal.reply, &got)
             .hint(refusal.hint);
+        // The limit is one byte less than the message.
+        let limit = message_len - 1;
         match got.bytes.starts_with(b"xxxx") {
+            true if got.bytes.len() < limit - 1 => report
+                .observed(&format!(
+                    "your server echoed {} bytes of it, fewer than MAX_MESSAGE, as if the \
+                     messages before had used up part of the limit. The limit is per message: \
+                     each message may take the whole MAX_MESSAGE (a take for each message, not \
+                     one on the connection). {}",
+                    thousands(got.bytes.len()),
+                    refusal.if_echoed
+                ))
+                .fail(),
             true => report.observed(refusal.if_echoed).fail(),
             false => report.fail(),
         }
@@ -144,8 +166,7 @@ pub fn expect_nothing_more(client: &mut Peer, step: &Step, hint: &str) {
         step.report()
             .expected("nothing more after the error line: the connection ends")
             .got(&rest.describe())
-            .observed(&hint_for_ending(b"", &rest))
-            .hint(hint)
+            .observed(&join_hints(&hint_for_ending(b"", &rest), hint))
             .fail();
     }
 }

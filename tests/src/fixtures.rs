@@ -491,8 +491,8 @@ impl<R: ReadFunction> ReadChecks<R> {
             .observed(&format!(
                 "your code read {} bytes before it decided: a client that sends a gigabyte \
                  without a newline would fill the server's memory first. Put the limit on the \
-                 read itself (take), so that it stops at MAX_MESSAGE bytes whether a newline \
-                 came or not.",
+                 read itself (take(MAX_MESSAGE as u64) on the reader), so that it stops at \
+                 MAX_MESSAGE bytes whether a newline came or not.",
                 thousands(reads.consumed)
             ))
             .fail();
@@ -545,7 +545,10 @@ fn why_differs(want: &Found, have: &Found, limit: usize) -> String {
             "a read of 0 bytes means end of file: that is End, not an empty message.".to_string()
         }
         (Found::Line(_) | Found::Tail(_), Found::End) => {
-            "End came too early: there were still bytes in the input.".to_string()
+            "End came too early: there were still bytes in the input. Were they taken \
+             with the message before, and lost? Bytes after a newline belong to the next \
+             message: stop at the newline (read_until), and leave the rest in the reader."
+                .to_string()
         }
         (Found::End, _) => {
             "the input has nothing more: the next read gives 0 bytes, which is End.".to_string()
@@ -559,7 +562,7 @@ fn why_differs(want: &Found, have: &Found, limit: usize) -> String {
         }
         (Found::TooLong, _) => format!(
             "the limit was reached without a newline: at {limit_text} bytes with no newline \
-             in sight, the message is too long, whatever comes after."
+             in sight, the message is too long (TooLong), whatever comes after."
         ),
         (Found::Line(bytes), Found::TooLong) if bytes.len() == limit => format!(
             "this message is exactly MAX_MESSAGE ({limit_text}) bytes, newline included, and \

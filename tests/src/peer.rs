@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::DEADLINE;
 use crate::bytes::{difference, show, show_binary};
-use crate::report::{Step, Transcript, hint_for_ending, hint_for_kind};
+use crate::report::{NOTHING_CAME, Step, Transcript, hint_for_ending, hint_for_kind, join_hints};
 
 /// A pause between the pieces of a message, long enough that the pieces arrive
 /// in separate reads on the other side. This paces a slow peer; it never
@@ -283,11 +283,11 @@ impl Peer {
                 false => format!("{} and then end of file", show(expected)),
             };
             let ending = hint_for_ending(expected, &rest);
-            // Wrong bytes before the end: how they differ, then the check's
-            // own hint, which knows the likely cause.
+            // Wrong bytes before the end, or no end at all: what came, then
+            // the check's own hint, which knows what should end it.
             let observed = match rest.end {
-                End::Closed | End::Newline => format!("{ending} {hint}"),
-                End::TimedOut | End::Failed(_) => ending,
+                End::Closed | End::Newline | End::TimedOut => join_hints(&ending, hint),
+                End::Failed(_) => ending,
             };
             self.step
                 .report()
@@ -408,10 +408,7 @@ impl Peer {
     fn short_hint(&self, expected: &[u8], bytes: &[u8], end: End, hint: &str) -> String {
         match end {
             End::Failed(kind) => hint_for_kind(kind).unwrap_or(hint).to_string(),
-            End::TimedOut if bytes.is_empty() => format!(
-                "nothing came back in time: your code is waiting for something (a read \
-                 that does not end?) or never wrote. {hint}"
-            ),
+            End::TimedOut if bytes.is_empty() => join_hints(NOTHING_CAME, hint),
             End::TimedOut | End::Newline => format!(
                 "{} of the {} bytes came, then nothing: write all of them (write_all). {hint}",
                 bytes.len(),

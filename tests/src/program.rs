@@ -8,13 +8,15 @@
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
+use std::process::ExitStatus;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::thread;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use predicates::Predicate;
 
+use crate::peer::Peer;
 use crate::report::{Step, TODO_HINT};
 use crate::{DEADLINE, START_DEADLINE};
 
@@ -135,7 +137,8 @@ impl Finished {
                 crate::bytes::show(&self.stdin)
             ))
             .did(&format!("its stdout: {}", crate::bytes::show(&self.stdout)))
-            .did(&format!("its stderr:\n{}", self.stderr));
+            .did(&format!("its stderr:\n{}", self.stderr))
+            .program_output(&self.stderr);
         match observed_in_program(&self.stderr) {
             Some(hint) => report.observed(hint),
             None if self.code.is_none() => report.observed(
@@ -224,7 +227,13 @@ pub struct Server {
     command: String,
     stderr_lines: mpsc::Receiver<String>,
     seen: Vec<String>,
+    /// How it ended, once seen.
+    exit: Option<ExitStatus>,
 }
+
+/// How long a failing check reads the last words of a program that has
+/// ended: they are still in the pipe, and they say why it ended.
+const LAST_WORDS: Duration = Duration::from_millis(200);
 
 impl Server {
     /// Starts `program` with `args`; stdin is closed and stdout discarded.
@@ -251,7 +260,46 @@ impl Server {
             command: command_line(program, args),
             stderr_lines,
             seen: Vec::new(),
+            exit: None,
         }
+    }
+
+    /// Connects a client of the check's to the server at `addr`. If it
+    /// cannot, the server's last words (a panic?) say why, not a guess.
+    #[track_caller]
+    pub fn connect(&mut self, step: &Step, addr: SocketAddr) -> Peer {
+        match std::net::TcpStream::connect_timeout(&addr, DEADLINE) {
+            Ok(stream) => {
+                step.transcript()
+                    .add(format!("check   connected to you at {addr}"));
+                Peer::new(step, stream)
+            }
+            Err(error) => {
+                // Refused: it may be ending, and its last words say why.
+                self.read_last_words(LAST_WORDS);
+                self.report(step)
+                    .did(&format!("the check connected to your server at {addr}"))
+                    .got_error(&anyhow::Error::new(error))
+                    .fail()
+            }
+        }
+    }
+
+    /// Reads what it printed on stderr so far; if it has ended, or ends
+    /// within `wait`, to the end (its stderr ends when it does), at most
+    /// [`LAST_WORDS`] more.
+    fn read_last_words(&mut self, wait: Duration) {
+        let wait = match self.has_exited() {
+            true => LAST_WORDS,
+            false => wait,
+        };
+        let deadline = Instant::now() + wait;
+        let left = || deadline.saturating_duration_since(Instant::now());
+        // Ends at the deadline, or when its stderr has ended.
+        while let Ok(line) = self.stderr_lines.recv_timeout(left()) {
+            self.remember(line);
+        }
+        self.has_exited();
     }
 
     /// Waits for the server to print a line that contains `text` on stderr and
@@ -316,22 +364,43 @@ impl Server {
 
     /// True if the program has ended.
     pub fn has_exited(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(Some(_)))
+        if self.exit.is_none() {
+            self.exit = self.child.try_wait().ok().flatten();
+        }
+        self.exit.is_some()
     }
 
-    /// A failure message that shows how the server was run and what it printed so far.
+    /// A failure message that shows how the server was run and what it
+    /// printed so far; if it has ended, its last words and exit status,
+    /// which then decide the hint.
     pub fn report(&mut self, step: &Step) -> crate::report::Report {
-        while let Ok(line) = self.stderr_lines.try_recv() {
-            self.remember(line);
-        }
+        self.read_last_words(Duration::ZERO);
         let seen = self.seen.join("\n");
+        let ended = match self.exit {
+            Some(status) => format!(" (it has ended: {status})"),
+            None => String::new(),
+        };
         let report = step
             .report()
-            .did(&format!("ran `{}` in the background", self.command))
-            .did(&format!("its stderr so far:\n{seen}"));
-        match observed_in_program(&seen) {
-            Some(hint) => report.observed(hint),
-            None => report,
+            .did(&format!("ran `{}` in the background{ended}", self.command))
+            .did(&format!("its stderr so far:\n{seen}"))
+            .program_output(&seen);
+        match (observed_in_program(&seen), self.exit) {
+            (Some(hint), _) => report.observed(hint),
+            (None, Some(status)) => report.observed(&format!(
+                "the program ended ({status}{}) while the check still talked to it: \
+                 a server runs until it is stopped (Ctrl-C).",
+                match self
+                    .seen
+                    .iter()
+                    .rev()
+                    .find(|line| line.starts_with("error:"))
+                {
+                    Some(line) => format!(", after {line:?}"),
+                    None => String::new(),
+                }
+            )),
+            (None, None) => report,
         }
     }
 }

@@ -35,6 +35,8 @@ pub struct Step {
 pub struct Panic {
     pub call: String,
     pub message: String,
+    /// Where it panicked, `FILE:LINE`: what tells one cause from another.
+    pub location: String,
     /// The backtrace, kept only when SEESAW_BACKTRACE=1 is set.
     pub backtrace: Option<String>,
 }
@@ -155,6 +157,7 @@ impl Step {
             hint: None,
             observed: None,
             detail: None,
+            program_panic: None,
         }
     }
 
@@ -237,6 +240,8 @@ pub struct Report {
     /// How the bytes that came differ from those expected: said first, then
     /// the check's own hint, which knows the likely cause.
     detail: Option<String>,
+    /// The panic a lesson's program printed, if it did: the cause.
+    program_panic: Option<Panic>,
 }
 
 impl Report {
@@ -303,20 +308,53 @@ impl Report {
         }
     }
 
-    /// Ends the check with this message.
+    /// What a lesson's program printed (shown in the report by the caller):
+    /// if it panicked, the panic is the cause. A `todo!()` left in place then
+    /// decides the hint, before anything the network showed.
+    pub fn program_output(mut self, output: &str) -> Report {
+        self.program_panic = panic_in_output(output);
+        self
+    }
+
+    /// Ends the check with this message. When an earlier step failed for
+    /// the same cause (a panic at the same place), the message is one mark
+    /// on libtest's line instead: that report says it all already.
     #[track_caller]
     pub fn fail(self) -> ! {
         if self.step.waited_out.load(Ordering::SeqCst) {
             run_state::step_hung(&self.step.title);
         }
-        std::panic::panic_any(ReportText(self.render()))
+        let panics = self.step.settled_panics();
+        if let Some(mark) = self.same_cause_mark(&panics) {
+            std::panic::panic_any(ReportText(mark))
+        }
+        std::panic::panic_any(ReportText(self.render_with(panics)))
+    }
+
+    /// The mark `[same cause as step 1: the todo!() in listen (FILE:LINE)] `
+    /// if an earlier step failed for the cause of this failure; else this
+    /// cause is remembered for the steps to come.
+    fn same_cause_mark(&self, panics: &[Panic]) -> Option<String> {
+        let panic = panics.first().or(self.program_panic.as_ref())?;
+        let step = self.step.title.split(':').next().unwrap_or_default();
+        let earlier =
+            run_state::earlier_step_with_cause(&panic.location, &describe_cause(panic), step)?;
+        Some(same_cause_mark(&earlier.0, &earlier.1))
     }
 
     /// The message, as it will be printed.
     pub fn render(&self) -> String {
-        let panics = self.step.settled_panics();
+        self.render_with(self.step.settled_panics())
+    }
+
+    fn render_with(&self, panics: Vec<Panic>) -> String {
         let mut lines = self.lines.clone();
         let mut hint = self.observed.clone().or_else(|| self.hint.clone());
+        if let Some(panic) = &self.program_panic
+            && is_todo(&panic.message)
+        {
+            hint = Some(TODO_HINT.to_string());
+        }
         let mut backtraces = Vec::new();
         for panic in panics {
             lines.push((
@@ -327,7 +365,7 @@ impl Report {
             backtraces.extend(panic.backtrace);
         }
         let hint = match (&self.detail, hint) {
-            (Some(detail), Some(hint)) => format!("{detail} {hint}"),
+            (Some(detail), Some(hint)) => join_hints(detail, &hint),
             (Some(detail), None) => detail.clone(),
             (None, Some(hint)) => hint,
             (None, None) => FALLBACK_HINT.to_string(),
@@ -454,15 +492,19 @@ fn cap(text: String) -> String {
 pub fn hint_for_received(expected: &[u8], received: &Received) -> Option<String> {
     let hint = match received.end {
         End::Failed(kind) => hint_for_kind(kind)?.to_string(),
-        End::TimedOut if received.bytes.is_empty() => "nothing came back in time: your code \
-             is waiting for something (a read that does not end?) or never wrote. When both \
-             sides wait to read, the seesaw is stuck."
-            .to_string(),
+        End::TimedOut if received.bytes.is_empty() => NOTHING_CAME.to_string(),
         End::TimedOut => format!(
             "{} came, but no newline after it, and then nothing more in time. {}",
             show(&received.bytes),
             difference(expected, &received.bytes).unwrap_or_default()
         ),
+        End::Closed if received.bytes.is_empty() && std::str::from_utf8(expected).is_err() => {
+            "your code closed the connection without answering a message that is not UTF-8 \
+             text (it holds bytes like 0xFF): code that reads text (lines(), read_line) fails \
+             there; the protocol carries bytes, so read them with read_until into a Vec<u8>. \
+             Or did it return, or panic, too early?"
+                .to_string()
+        }
         End::Closed if !expected.starts_with(&received.bytes) || received.bytes.is_empty() => {
             format!(
                 "your code closed the connection {}: did it return, or panic, too early?",
@@ -489,6 +531,27 @@ pub fn hint_for_received(expected: &[u8], received: &Received) -> Option<String>
     Some(hint)
 }
 
+/// The hint when nothing at all came back in time: the two likeliest causes.
+pub const NOTHING_CAME: &str = "nothing came back in time: your code is waiting for something \
+     (a read that does not end?), or it never wrote, or it wrote into a BufWriter that was \
+     never flushed (its bytes go out only on flush). When both sides wait to read, the seesaw \
+     is stuck.";
+
+/// Two hints as one: `first` (what was observed), then `then` (the check's
+/// own), with a full stop between them and `then` starting in upper case.
+pub fn join_hints(first: &str, then: &str) -> String {
+    let first = first.trim_end();
+    let mut chars = then.trim_start().chars();
+    let then: String = match chars.next() {
+        Some(head) => head.to_uppercase().chain(chars).collect(),
+        None => return first.to_string(),
+    };
+    match first.ends_with(['.', '!', '?', ':']) {
+        true => format!("{first} {then}"),
+        false => format!("{first}. {then}"),
+    }
+}
+
 /// The hint for what the check read where `expected` and then end of file
 /// should have come.
 pub fn hint_for_ending(expected: &[u8], received: &Received) -> String {
@@ -498,7 +561,8 @@ pub fn hint_for_ending(expected: &[u8], received: &Received) -> String {
             .to_string(),
         End::TimedOut if received.bytes == expected => {
             "everything came, but the connection stayed open: once the conversation is \
-             over, return (or drop the connection); that closes it."
+             over, return (or drop the connection); that closes it, once every handle on it \
+             is gone (a try_clone is one more handle)."
                 .to_string()
         }
         End::TimedOut => format!(
@@ -575,10 +639,70 @@ pub fn hint_for_kind(kind: io::ErrorKind) -> Option<&'static str> {
     Some(hint)
 }
 
-/// The hint for a panic: a `todo!()` left in place, or an `unwrap()` that failed.
+/// The mark a later step prints, on libtest's line for its check, when it
+/// failed for the same cause as `step`: `[same cause as step 1: CAUSE] `.
+/// The check still fails: libtest writes `FAILED` right after it.
+pub fn same_cause_mark(step: &str, cause: &str) -> String {
+    let cause = cause.replace(['[', ']', '\n'], " ");
+    format!("{SAME_CAUSE}{step}: {cause}] ")
+}
+
+/// The start of the mark of a check that failed for an earlier step's cause.
+pub const SAME_CAUSE: &str = "[same cause as ";
+
+/// A cause in a few words: `the todo!() in listen (src/lib.rs:28)`.
+fn describe_cause(panic: &Panic) -> String {
+    let what = match is_todo(&panic.message) {
+        true => "the todo!()",
+        false => "the panic",
+    };
+    let function = panic.call.split('(').next().unwrap_or_default();
+    match function.is_empty() {
+        true => format!("{what} at {}", panic.location),
+        false => format!("{what} in {function} ({})", panic.location),
+    }
+}
+
+/// True for the panic of a `todo!()` left in place.
+fn is_todo(message: &str) -> bool {
+    message.starts_with("not yet implemented")
+}
+
+/// The first panic a program printed: `thread 'main' (7) panicked at
+/// FILE:LINE:COLUMN:`, then its message on the next line.
+pub fn panic_in_output(output: &str) -> Option<Panic> {
+    let mut lines = output.lines();
+    let first = lines.find(|line| line.contains("panicked at "))?;
+    let place = first.split("panicked at ").nth(1)?.trim_end_matches(':');
+    // FILE:LINE:COLUMN: the column is dropped, as in the checks' own panics.
+    let location = match place.rsplit_once(':') {
+        Some((file_and_line, column)) if column.parse::<u32>().is_ok() => file_and_line,
+        _ => place,
+    };
+    let message = lines.next().unwrap_or_default().to_string();
+    Some(Panic {
+        call: String::new(),
+        message: format!("{message} (at {location})"),
+        location: location.to_string(),
+        backtrace: None,
+    })
+}
+
+/// The hint for a panic: a `todo!()` left in place, arithmetic or an index
+/// that went wrong, or an `unwrap()` that failed.
 pub fn panic_hint(message: &str) -> &'static str {
-    if message.starts_with("not yet implemented") {
+    if is_todo(message) {
         TODO_HINT
+    } else if message.contains("divide by zero") || message.contains("divisor of zero") {
+        "a division by zero: look at the divisor before you divide (did nothing count?), \
+         and answer that case without dividing."
+    } else if message.contains("with overflow") {
+        "an integer overflowed (a debug build checks; a release build wraps around \
+         silently): compute in a wider type (i64::from(x)), or check (checked_add)."
+    } else if message.contains("index out of bounds") || message.contains("out of range for slice")
+    {
+        "an index past the end: check the length before you index (.get(i) gives None \
+         instead of a panic); input that is too short is an Err to return, never a panic."
     } else {
         "an expected failure should be an Err, not a panic: use ? and .context(...) \
          instead of unwrap() or expect()."
@@ -600,6 +724,15 @@ mod tests {
         let part = skip_mark(Some("the IPv6 part"), "no ::1 here");
         assert_eq!(part, format!("{PART_SKIPPED}the IPv6 part: no ::1 here] "));
         assert!(!whole.contains('\n') && !part.contains('\n'));
+    }
+
+    #[test]
+    fn a_panic_gets_the_hint_for_its_kind() {
+        let hint = super::panic_hint;
+        assert!(hint("attempt to divide by zero").contains("division by zero"));
+        assert!(hint("attempt to add with overflow").contains("overflowed"));
+        assert!(hint("index out of bounds: the len is 0 but the index is 0").contains("index"));
+        assert!(hint("called `Result::unwrap()` on an `Err` value: x").contains("not a panic"));
     }
 
     #[test]

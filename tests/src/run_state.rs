@@ -11,6 +11,8 @@
 //!   for it with SEESAW_BACKTRACE=1.
 //! - If your code ends the whole test process (`std::process::exit`), the
 //!   step that was running still says so.
+//! - One report per cause: a step that fails because your code panicked
+//!   where it panicked in an earlier step says so in one line.
 
 use std::cell::RefCell;
 use std::io::Write;
@@ -25,11 +27,22 @@ struct RunState {
     current: Option<(String, String)>,
     /// The first step that hung and failed.
     hung: Option<String>,
+    /// The causes of failures so far (where the code panicked), each with
+    /// the step that reported it and the cause in words.
+    causes: Vec<Cause>,
+}
+
+/// The cause of a failure, and the step that reported it in full.
+struct Cause {
+    location: String,
+    step: String,
+    words: String,
 }
 
 static STATE: Mutex<RunState> = Mutex::new(RunState {
     current: None,
     hung: None,
+    causes: Vec::new(),
 });
 
 fn state() -> std::sync::MutexGuard<'static, RunState> {
@@ -54,6 +67,26 @@ pub(crate) fn step_hung(title: &str) {
 
 pub(crate) fn hung_step() -> Option<String> {
     state().hung.clone()
+}
+
+/// One report per cause: if an earlier step failed because the code
+/// panicked at `location`, that step (`step 1`) and the cause in its words;
+/// else `None`, and `step` is remembered as the one that reports this cause.
+pub(crate) fn earlier_step_with_cause(
+    location: &str,
+    words: &str,
+    step: &str,
+) -> Option<(String, String)> {
+    let mut state = state();
+    if let Some(cause) = state.causes.iter().find(|cause| cause.location == location) {
+        return Some((cause.step.clone(), cause.words.clone()));
+    }
+    state.causes.push(Cause {
+        location: location.to_string(),
+        step: step.to_string(),
+        words: words.to_string(),
+    });
+    None
 }
 
 /// Ends the run of checks after a step hung: says so, and exits, so that no

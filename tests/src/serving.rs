@@ -10,12 +10,13 @@
 //! ```
 
 use std::cell::RefCell;
-use std::net::{SocketAddr, TcpListener};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
+use crate::DEADLINE;
 use crate::bounded::panic_text;
 use crate::bytes::show;
 use crate::peer::{End, Peer};
@@ -52,6 +53,7 @@ pub fn in_background<T: Send + 'static>(
                 step.code_finished(Some(Panic {
                     call,
                     message: format!("{} (at {})", panic_text(&*panic), last.location),
+                    location: last.location,
                     backtrace: last.backtrace,
                 }));
                 // Only now is `sender` dropped: whoever sees the channel
@@ -143,6 +145,25 @@ impl RunningServer {
             *self.ended.borrow_mut() = ended;
         }
         self.ended.borrow().clone()
+    }
+
+    /// Connects a client of the check's. When nobody listens any more
+    /// because the server function has ended, the report says so, with
+    /// `hint` (why it must not end), rather than "connection refused".
+    #[track_caller]
+    pub fn connect(&self, step: &Step, hint: &str) -> Peer {
+        match TcpStream::connect_timeout(&self.addr, DEADLINE) {
+            Ok(stream) => {
+                step.transcript()
+                    .add(format!("check   connected to you at {}", self.addr));
+                Peer::new(step, stream)
+            }
+            Err(_) => {
+                self.expect_still_serving(step, SETTLE, hint);
+                // It still runs: the connection's own report.
+                Peer::connect(step, self.addr)
+            }
+        }
     }
 
     /// Fails if the server function ends within `wait` (zero: has ended by

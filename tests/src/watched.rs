@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use crate::DEADLINE;
 use crate::bytes::show;
 use crate::peer::{End, Peer};
-use crate::report::{Report, Step, TODO_HINT, hint_for_received};
+use crate::report::{Report, Step, hint_for_received};
 
 /// One line the server printed.
 #[derive(Clone)]
@@ -37,6 +37,10 @@ const LAST_WORDS: Duration = Duration::from_millis(200);
 /// the check's memory too.
 const KEPT: usize = 5000;
 
+/// The longest line kept whole: a program that prints without newlines must
+/// not flood the check's memory either.
+const LONGEST_LINE: u64 = 4096;
+
 pub struct WatchedServer {
     child: Child,
     command: String,
@@ -46,6 +50,10 @@ pub struct WatchedServer {
     history: VecDeque<Line>,
     /// How many lines it printed in all.
     count: usize,
+    /// True once its stdout and stderr have both ended: it has ended.
+    output_ended: bool,
+    /// How it ended, once seen.
+    exit: Option<std::process::ExitStatus>,
 }
 
 impl WatchedServer {
@@ -97,13 +105,22 @@ impl WatchedServer {
             lines,
             history: VecDeque::new(),
             count: 0,
+            output_ended: false,
+            exit: None,
         }
     }
 
     /// The next line it prints before `deadline`.
     pub fn next_line(&mut self, deadline: Instant) -> Option<Line> {
         let left = deadline.saturating_duration_since(Instant::now());
-        let line = self.lines.recv_timeout(left).ok()?;
+        let line = match self.lines.recv_timeout(left) {
+            Ok(line) => line,
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                self.output_ended = true;
+                return None;
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => return None,
+        };
         self.count += 1;
         if self.history.len() >= KEPT {
             self.history.pop_front();
@@ -203,7 +220,22 @@ impl WatchedServer {
 
     /// True once the server's process has ended.
     pub fn has_exited(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(Some(_)))
+        if self.exit.is_none() {
+            self.exit = self.child.try_wait().ok().flatten();
+        }
+        self.exit.is_some()
+    }
+
+    /// Its last words: if it has ended, or ends within `wait`, reads what it
+    /// printed to the end (its output ends when it does), at most
+    /// [`LAST_WORDS`] more, and its exit status. A panic or an error line
+    /// still in the pipe when the check failed is then in the report.
+    pub fn read_last_words(&mut self, wait: Duration) {
+        if !self.has_exited() && self.exit_within(wait).is_none() {
+            return; // still running: what it printed so far is all there is
+        }
+        let deadline = Instant::now() + LAST_WORDS;
+        while !self.output_ended && self.next_line(deadline).is_some() {}
     }
 
     /// True if it printed a panic.
@@ -213,25 +245,43 @@ impl WatchedServer {
             .any(|line| line.text.contains("panicked"))
     }
 
-    /// Ends the check with `report`; if the server panicked (a todo!()
-    /// left in place, for instance), that is the hint, for it is the cause.
-    pub fn fail(&self, report: Report) -> ! {
-        if self
-            .history
-            .iter()
-            .any(|line| line.text.contains("not yet implemented"))
-        {
-            report.observed(TODO_HINT).fail()
-        } else if self.panicked() {
+    /// Ends the check with `report`. The program's last words come first:
+    /// if it panicked (a todo!() left in place, for instance), or ended, that
+    /// is the hint, for it is the cause, whatever the network showed.
+    pub fn fail(&mut self, report: Report) -> ! {
+        self.read_last_words(Duration::ZERO);
+        let output: Vec<&str> = self.history.iter().map(|line| &*line.text).collect();
+        let report = report.program_output(&output.join("\n"));
+        if self.panicked() {
             report
                 .observed(
                     "the program panicked (its output is above): a server reports \
                      an error and goes on; it never unwraps one.",
                 )
                 .fail()
+        } else if let Some(status) = self.exit {
+            report.observed(&self.ended_hint(status)).fail()
         } else {
             report.fail()
         }
+    }
+
+    /// The hint for a server program that ended by itself, without a panic.
+    fn ended_hint(&self, status: std::process::ExitStatus) -> String {
+        let last_error = self
+            .history
+            .iter()
+            .rev()
+            .find(|line| line.text.starts_with("error:"));
+        let said = match last_error {
+            Some(line) => format!(", after {:?}", line.text),
+            None => String::new(),
+        };
+        format!(
+            "the program ended ({status}{said}): something stopped the whole server. A \
+             failed accept or one client's error is not the end of the server: it must not \
+             end the loop, and must not stop the server. Report it and go on."
+        )
     }
 
     /// Connects a client of the check's to the server at `addr`, once sure
@@ -239,7 +289,22 @@ impl WatchedServer {
     #[track_caller]
     pub fn connect(&mut self, step: &Step, addr: std::net::SocketAddr) -> Peer {
         self.expect_running(step);
-        Peer::connect(step, addr)
+        match std::net::TcpStream::connect_timeout(&addr, DEADLINE) {
+            Ok(stream) => {
+                step.transcript()
+                    .add(format!("check   connected to you at {addr}"));
+                Peer::new(step, stream)
+            }
+            Err(error) => {
+                // Refused: it may be ending. Its last words say why.
+                self.read_last_words(LAST_WORDS);
+                let report = self
+                    .report(step)
+                    .did(&format!("the check connected to your server at {addr}"))
+                    .got_error(&anyhow::Error::new(error));
+                self.fail(report)
+            }
+        }
     }
 
     /// Sends `message` from `client` and fails unless the same bytes come
@@ -257,15 +322,11 @@ impl WatchedServer {
             _ => hint_for_received(message, &reply),
         };
         if matches!(reply.end, End::Closed | End::Failed(_)) {
-            // The program may be ending: let its last words into the report.
-            self.wait_for(LAST_WORDS, self.started, |line| line.starts_with("error:"));
-            if self.has_exited() {
-                observed = Some(
-                    "the program ended (its last lines are above): something stopped the \
-                     whole server. Nothing but the end of the program may end the accepting \
-                     loop: not a failed accept, not one client's error."
-                        .to_string(),
-                );
+            // The program may be ending: let its last words into the report
+            // (then they decide the hint).
+            self.read_last_words(LAST_WORDS);
+            if let Some(status) = self.exit {
+                observed = Some(self.ended_hint(status));
             }
         }
         let report = self
@@ -311,8 +372,8 @@ impl WatchedServer {
         // Its output ends when it ends: read it until then.
         while self.next_line(deadline).is_some() {}
         loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Some(status);
+            if self.has_exited() {
+                return self.exit;
             }
             if Instant::now() >= deadline {
                 return None;
@@ -336,10 +397,10 @@ impl WatchedServer {
 
     /// A failure message that shows how the server was run and its last lines.
     pub fn report(&mut self, step: &Step) -> Report {
-        while self.next_line(Instant::now()).is_some() {}
-        let ended = match self.has_exited() {
-            true => " (it has ended)",
-            false => "",
+        self.read_last_words(Duration::ZERO);
+        let ended = match self.exit {
+            Some(status) => format!(" (it has ended: {status})"),
+            None => String::new(),
         };
         // The same line again and again (a deaf client's echoes, a failing
         // accept) is shown once, with a count, so that it buries nothing.
@@ -377,7 +438,13 @@ fn forward_lines(output: impl Read + Send + 'static, stdout: bool, sender: mpsc:
     thread::spawn(move || {
         let mut output = BufReader::new(output);
         let mut text = Vec::new();
-        while matches!(output.read_until(b'\n', &mut text), Ok(1..)) {
+        // A line at most LONGEST_LINE bytes: a longer one comes in pieces.
+        while matches!(
+            (&mut output)
+                .take(LONGEST_LINE)
+                .read_until(b'\n', &mut text),
+            Ok(1..)
+        ) {
             let line = Line {
                 at: Instant::now(),
                 text: String::from_utf8_lossy(&text).trim_end().to_string(),

@@ -139,7 +139,7 @@ pub const STUB_FINGERPRINTS: &[(&str, u64)] = &[
     ("07-timeouts", 0xdca5_e899_2a4f_0969),
     ("08-shutdown", 0x157b_afaa_b7c4_2c36),
     ("09-async", 0x4fe8_058e_e645_82a3),
-    ("10-binary", 0xb61b_a9bf_d125_bb56),
+    ("10-binary", 0x485f_d654_2478_0dd1),
 ];
 
 /// A 64-bit FNV-1a hash of the text, line by line, without line endings or
@@ -291,23 +291,26 @@ impl Summary {
     }
 }
 
-/// libtest's line for a check without the marks of skipped parts and
-/// checks (`seesaw_checks::report::skip_mark`), and whether the check was
-/// skipped whole.
+/// libtest's line for a check without the marks the checks print on it
+/// (`[skipped: ...] `, `[part skipped: ...] `, `[same cause as step 1:
+/// ...] `; see `seesaw_checks::report`), and whether the check was skipped
+/// whole. A check marked `same cause` still ends in `FAILED`: it counts as
+/// a failure.
 fn without_skip_marks(line: &str) -> (String, bool) {
-    use crate::report::{PART_SKIPPED, SKIPPED};
-    let mut text = line.to_string();
+    use crate::report::SKIPPED;
+    let Some((name, mut rest)) = line.split_once(" ... ") else {
+        return (line.to_string(), false);
+    };
     let mut skipped_whole = false;
-    for mark in [SKIPPED, PART_SKIPPED] {
-        while let Some(start) = text.find(mark) {
-            let end = text[start..]
-                .find("] ")
-                .map_or(text.len(), |at| start + at + 2);
-            skipped_whole |= mark == SKIPPED;
-            text.replace_range(start..end, "");
-        }
+    // The marks come first after ` ... `, each in brackets, then a space.
+    while rest.starts_with('[') {
+        skipped_whole |= rest.starts_with(SKIPPED);
+        rest = match rest.find("] ") {
+            Some(end) => &rest[end + 2..],
+            None => "",
+        };
     }
-    (text, skipped_whole)
+    (format!("{name} ... {rest}"), skipped_whole)
 }
 
 /// `passed` counts the checks that were skipped and said why: a lesson whose
@@ -504,5 +507,23 @@ mod tests {
         assert_eq!(summary.failures.len(), 1);
         assert_eq!(summary.failures[0].name, "step_4_d");
         assert_eq!(summary.not_run, 0);
+    }
+
+    #[test]
+    fn a_failure_for_an_earlier_cause_counts_as_failed() {
+        let output = "running 3 tests\n\
+            test step_1_a ... \n\
+            \n\
+            step 1: a\n  panicked  listen(..) panicked: not yet implemented\n\
+            FAILED\n\
+            test step_2_b ... [same cause as step 1: the todo!() in listen (src/lib.rs:28)] FAILED\n\
+            test step_3_c ... ok\n";
+        let summary = Summary::from_output(output, false);
+        assert_eq!(summary.passed, 1);
+        assert_eq!(summary.skipped, 0);
+        let failed: Vec<&str> = summary.failures.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(failed, ["step_1_a", "step_2_b"]);
+        assert_eq!(summary.not_run, 0);
+        assert_eq!(summary.state, State::NotStarted);
     }
 }

@@ -55,10 +55,41 @@ fn what_to_try(error: &anyhow::Error) -> &'static str {
         .chain()
         .find_map(|cause| cause.downcast_ref::<std::io::Error>());
     match kind.map(std::io::Error::kind) {
+        _ if out_of_files(error) => {
+            "Try: raise this shell's limit of open files (each connection is one), like `ulimit -n 4096`, then run it again"
+        }
+        _ if name_not_resolved(error) => {
+            "Try: that host name did not resolve: check its spelling, or use an IP address, like 127.0.0.1:5555"
+        }
         Some(ConnectionRefused) => {
             "Try: start a server there first (cargo run -p lesson-02-accept), or check the port"
         }
         Some(TimedOut) => "Try: an address on this machine, like 127.0.0.1:5555",
         _ => "Try: an address written HOST:PORT, like 127.0.0.1:5555 or localhost:5555",
     }
+}
+
+/// True when no file was left for a socket: EMFILE (24, this process's limit)
+/// or ENFILE (23, the whole system's). Each connection is one open file.
+/// These have no `ErrorKind` of their own.
+fn out_of_files(error: &anyhow::Error) -> bool {
+    cfg!(unix) && io_errors(error).any(|cause| matches!(cause.raw_os_error(), Some(23 | 24)))
+}
+
+/// True when a host name did not resolve: the resolver's error has no
+/// `ErrorKind` of its own, only its text (on Windows, WSAHOST_NOT_FOUND).
+fn name_not_resolved(error: &anyhow::Error) -> bool {
+    io_errors(error).any(|cause| {
+        cause
+            .to_string()
+            .starts_with("failed to lookup address information")
+            || (cfg!(windows) && cause.raw_os_error() == Some(11001))
+    })
+}
+
+/// The I/O errors among the causes of `error`.
+fn io_errors(error: &anyhow::Error) -> impl Iterator<Item = &std::io::Error> {
+    error
+        .chain()
+        .filter_map(|cause| cause.downcast_ref::<std::io::Error>())
 }

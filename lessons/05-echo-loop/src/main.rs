@@ -176,6 +176,12 @@ fn what_to_try(error: &anyhow::Error) -> &'static str {
     use std::io::ErrorKind::*;
     let message = error.to_string();
     match io_error_kind(error) {
+        _ if out_of_files(error) => {
+            "Try: raise this shell's limit of open files (each connection is one), like `ulimit -n 4096`, then run it again"
+        }
+        _ if name_not_resolved(error) => {
+            "Try: that host name did not resolve: check its spelling, or use an IP address, like 127.0.0.1:5555"
+        }
         _ if message.starts_with(REFUSED) => "Try: lines of at most 65536 bytes, newline included",
         _ if message.starts_with(RESET) => {
             "Try: look at the server's output. A server resets the connection when it closes before reading all we sent, for instance a message too long for it"
@@ -198,4 +204,29 @@ fn what_to_try(error: &anyhow::Error) -> &'static str {
         Some(AddrNotAvailable) => "Try: an address of this machine, like 127.0.0.1:5555",
         _ => "Try: a seesaw echo server at that address (`server` in another terminal)",
     }
+}
+
+/// True when no file was left for a socket: EMFILE (24, this process's limit)
+/// or ENFILE (23, the whole system's). Each connection is one open file.
+/// These have no `ErrorKind` of their own.
+fn out_of_files(error: &anyhow::Error) -> bool {
+    cfg!(unix) && io_errors(error).any(|cause| matches!(cause.raw_os_error(), Some(23 | 24)))
+}
+
+/// True when a host name did not resolve: the resolver's error has no
+/// `ErrorKind` of its own, only its text (on Windows, WSAHOST_NOT_FOUND).
+fn name_not_resolved(error: &anyhow::Error) -> bool {
+    io_errors(error).any(|cause| {
+        cause
+            .to_string()
+            .starts_with("failed to lookup address information")
+            || (cfg!(windows) && cause.raw_os_error() == Some(11001))
+    })
+}
+
+/// The I/O errors among the causes of `error`.
+fn io_errors(error: &anyhow::Error) -> impl Iterator<Item = &std::io::Error> {
+    error
+        .chain()
+        .filter_map(|cause| cause.downcast_ref::<std::io::Error>())
 }

@@ -7,7 +7,8 @@
 //!
 //! The conversations an echo server must hold in every lesson (many messages,
 //! pieces, the tail, a flood) are written once, in the support crate's
-//! `echo_cases`; read_message's inputs in its `fixtures`.
+//! `echo_cases`; read_message's inputs in its `fixtures`. The check as the
+//! server of your client (steps 13 to 15) is in `checks/client_side.rs`.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -20,15 +21,23 @@ use lesson_05_echo_loop::{
 use seesaw_checks::DEADLINE;
 use seesaw_checks::bounded::{self, Running};
 use seesaw_checks::bytes::{difference, show, show_list};
-use seesaw_checks::echo_cases::{self, Gentle, Refusal, SERVER_HANGS, Started};
+use seesaw_checks::echo_cases::{self, ECHO_EXACTLY, Gentle, Refusal, SERVER_HANGS, Started};
 use seesaw_checks::fixtures::{self, Found, Input, ReadChecks, cases, xs};
 use seesaw_checks::localhost;
 use seesaw_checks::peer::{CheckServer, End, PIECE_PAUSE, Peer, connected_pair};
 use seesaw_checks::program;
 use seesaw_checks::program::{Server, run};
 use seesaw_checks::relay::Relay;
-use seesaw_checks::report::{self, Step, hint_for_ending, hint_for_received};
+use seesaw_checks::report::{self, Step};
 use seesaw_checks::timing::millis;
+
+#[path = "checks/client_side.rs"]
+mod client_side;
+
+use client_side::{
+    EARLY_REPLY_LOST, SENT_NOTHING, expect_hung_up, expect_returned, expect_sent, expect_sent_or,
+    start_client,
+};
 
 const CHAPTER: &str = "05-echo-loop";
 
@@ -176,7 +185,7 @@ fn step_08_the_server_answers_each_turn_at_once() {
     let mut slowest = Duration::ZERO;
     for number in 1..=TIMED_TURNS {
         let turn_started = Instant::now();
-        client.expect_echo(format!("turn {number}\n").as_bytes(), SERVER_HANGS);
+        client.expect_echo(format!("turn {number}\n").as_bytes(), ECHO_EXACTLY);
         let took = turn_started.elapsed();
         slowest = slowest.max(took);
         if took > SLOW_TURN {
@@ -225,7 +234,8 @@ const REFUSAL: Refusal = Refusal {
      must not. On Message::TooLong, write TOO_LONG_REPLY instead.",
     hint: "on Message::TooLong, write TOO_LONG_REPLY, then end the \
      connection. Never wait for a newline beyond the limit.",
-    then_nothing: "after TOO_LONG_REPLY, end the connection: write nothing more, and return.",
+    then_nothing: "after TOO_LONG_REPLY, write nothing more: end the connection with \
+     close_gently(connection).",
 };
 
 #[test]
@@ -241,7 +251,7 @@ fn step_09_the_server_answers_a_message_too_long() {
 
     // One byte over the limit, that byte being the newline.
     let (mut client, running) = start_server(&step);
-    client.expect_echo(b"a short one first\n", SERVER_HANGS);
+    client.expect_echo(b"a short one first\n", ECHO_EXACTLY);
     echo_cases::expect_refusal(&mut client, &step, xs(MAX_MESSAGE, b"\n"), &REFUSAL);
     running.finish_ok(&step, SERVER_HANGS);
 }
@@ -254,11 +264,11 @@ fn step_10_the_server_keeps_the_limit_per_message() {
     );
     let (mut client, running) = start_server(&step);
     // Exactly at the limit, newline included.
-    client.expect_echo(&xs(MAX_MESSAGE - 1, b"\n"), SERVER_HANGS);
+    client.expect_echo(&xs(MAX_MESSAGE - 1, b"\n"), ECHO_EXACTLY);
     // Three more that add up to more than the limit: it is per message.
     for number in 1..=3 {
         let line = [format!("message {number}: ").as_bytes(), &xs(30_000, b"\n")].concat();
-        client.expect_echo(&line, SERVER_HANGS);
+        client.expect_echo(&line, ECHO_EXACTLY);
     }
     // A tail just under the limit.
     let tail = xs(MAX_MESSAGE - 1, b"");
@@ -289,7 +299,7 @@ fn step_12_the_server_reports_a_client_that_vanishes() {
         CHAPTER,
     );
     let (mut client, running) = start_server(&step);
-    client.expect_echo(b"hello\n", SERVER_HANGS);
+    client.expect_echo(b"hello\n", ECHO_EXACTLY);
     client.send(b"are you there?\n");
     // The check vanishes like a crashed client, its echo unread: a reset.
     client.reset();
@@ -370,91 +380,6 @@ fn expect_reset_reported(step: &Step, outcome: &anyhow::Result<()>) {
 // Client::turn and Client::finish (steps 13 to 15): the check plays the server.
 // ---------------------------------------------------------------------------
 
-/// The student's client, running `conversation` against the check's server.
-fn start_client<T: Send + 'static>(
-    step: &Step,
-    call: &str,
-    conversation: impl FnOnce(Client) -> anyhow::Result<T> + Send + 'static,
-) -> (Peer, Running<anyhow::Result<T>>) {
-    let server = CheckServer::start();
-    let addr = server.addr().to_string();
-    let running = bounded::start(step, call, move || conversation(Client::connect(&addr)?));
-    // Client::connect is given: it always dials.
-    (server.accept(step).patience(QUICK), running)
-}
-
-/// Reads one line from the student's client; fails unless it is `expected`.
-fn expect_sent(step: &Step, server: &mut Peer, expected: &[u8]) {
-    let received = server.read_line();
-    if received.bytes == expected && received.end == End::Newline {
-        return;
-    }
-    let report = step
-        .report()
-        .expected(&format!("your client to send {}", show(expected)))
-        .got(&received.describe())
-        .hint("write each message whole, exactly as given, then wait for its reply.");
-    if matches!(received.end, End::Closed | End::Failed(_)) && received.bytes.is_empty() {
-        report
-            .observed(
-                "your client closed the connection instead of sending its next message: \
-                 did turn fail, or return a reply too short or too long, so that the \
-                 conversation went wrong? A reply ends at its newline, whatever its length.",
-            )
-            .fail();
-    }
-    if received.end == End::TimedOut && received.bytes.is_empty() {
-        report
-            .observed(
-                "your client did not send its next message: is it still reading the reply \
-                 before? A reply ends at its newline, whatever its length (longer or shorter \
-                 than the message); it may come late, in pieces, or already be in the buffer.",
-            )
-            .fail();
-    }
-    match hint_for_received(expected, &received) {
-        Some(hint) => report.observed(&hint).fail(),
-        None => report.fail(),
-    }
-}
-
-/// Reads to end of file from the student's client; fails unless exactly
-/// `expected` came, then end of file (the client shut down its sending side).
-fn expect_hung_up(step: &Step, server: &mut Peer, expected: &[u8]) {
-    let received = server.read_to_end();
-    if received.bytes == expected && received.end == End::Closed {
-        return;
-    }
-    let observed = match received.end {
-        End::TimedOut if received.bytes == expected => {
-            "the bytes came, but no end of file: shut down the sending side after writing, \
-             so that the server reads end of file (and can still answer)."
-                .to_string()
-        }
-        _ => hint_for_ending(expected, &received),
-    };
-    step.report()
-        .expected(&format!(
-            "{} and then end of file: your client shut down its sending side",
-            show(expected)
-        ))
-        .got(&received.describe())
-        .observed(&observed)
-        .fail();
-}
-
-/// Fails unless the student's code returned `expected` (bytes).
-fn expect_returned(step: &Step, call: &str, returned: &[u8], expected: &[u8], hint: &str) {
-    if returned != expected {
-        step.report()
-            .expected(&format!("{call} to return {}", show(expected)))
-            .got(&show(returned))
-            .observed(&difference(expected, returned).unwrap_or_default())
-            .hint(hint)
-            .fail();
-    }
-}
-
 #[test]
 fn step_13_the_client_takes_turns() {
     let step = Step::new(
@@ -489,7 +414,7 @@ fn step_13_the_client_takes_turns() {
     );
     // Replies longer and shorter than their messages: a reply ends at its
     // newline, whatever its length.
-    expect_sent(&step, &mut server, messages[0]);
+    expect_sent_or(&step, &mut server, messages[0], SENT_NOTHING);
     server.send(&expected[0]);
     expect_sent(&step, &mut server, messages[1]);
     server.send(&expected[1]);
@@ -498,7 +423,7 @@ fn step_13_the_client_takes_turns() {
     server.send(&[long_reply.as_slice(), &expected[3]].concat());
     expect_sent(&step, &mut server, messages[3]);
     // A slow server: the last reply comes late, and in pieces.
-    expect_sent(&step, &mut server, messages[4]);
+    expect_sent_or(&step, &mut server, messages[4], EARLY_REPLY_LOST);
     thread::sleep(PIECE_PAUSE);
     server.send_in_pieces(&[b"late re", b"ply 5\n"]);
     let replies = running.finish_ok(&step, CLIENT_HANGS);
@@ -552,7 +477,8 @@ fn step_14_the_client_finishes_with_a_half_close() {
             .observed(
                 "finish stopped at the first newline. After the hang-up the server may \
                  send any bytes, several lines or none, with or without a newline: read \
-                 until it closes (end of file), and return all of them.",
+                 until it closes (end of file) with reader.read_to_end, and return all of \
+                 them.",
             )
             .fail();
     }
@@ -561,7 +487,18 @@ fn step_14_the_client_finishes_with_a_half_close() {
         call,
         &rest,
         answer,
-        "read everything the server still sends, until it closes, and return those bytes.",
+        match rest.is_empty() {
+            true => {
+                "after the hang-up the server sent bytes, and finish returned none: read \
+                 everything until the server closes (reader.read_to_end), and return it. \
+                 Shut down only the sending side (Shutdown::Write): Shutdown::Both closes the \
+                 reading side too, and what the server sends is lost."
+            }
+            false => {
+                "read everything the server still sends, until it closes \
+                 (reader.read_to_end), and return those bytes."
+            }
+        },
     );
 
     // An empty tail after a last turn: nothing more is sent, then end of file.
@@ -570,7 +507,7 @@ fn step_14_the_client_finishes_with_a_half_close() {
         let reply = client.turn(b"last turn\n")?;
         Ok((reply, client.finish(b"")?))
     });
-    expect_sent(&step, &mut server, b"last turn\n");
+    expect_sent_or(&step, &mut server, b"last turn\n", SENT_NOTHING);
     server.send(b"last turn\n");
     expect_hung_up(&step, &mut server, b"");
     server.close("");
@@ -596,7 +533,7 @@ fn step_15_the_client_reports_a_server_that_closes_first() {
     let (mut server, running) = start_client(&step, "client.turn(b\"hello?\\n\")", |mut client| {
         client.turn(b"hello?\n")
     });
-    expect_sent(&step, &mut server, b"hello?\n");
+    expect_sent_or(&step, &mut server, b"hello?\n", SENT_NOTHING);
     server.close(" without replying");
     let outcome = running.finish(
         &step,
@@ -775,7 +712,9 @@ fn expect_narration(step: &Step, server: &mut Server, peer: SocketAddr, expected
             .got(&format!("{line:?}"))
             .hint(
                 "after each echo, narrate it in one line on stderr (narrate, given): \
-                 read N bytes from PEER, wrote N bytes back, with PEER from peer_name.",
+                 read N bytes from PEER, wrote N bytes back, with PEER from peer_name and N \
+                 the count of every byte read and written back, the newline included \
+                 (bytes.len()).",
             )
             .fail();
     }
@@ -790,8 +729,8 @@ fn step_18_the_server_program_serves_clients_one_after_another() {
     let mut server = Server::start(program!(), &["server", localhost::ipv6_if_any()]);
     let addr: SocketAddr = server.listening_address(&step);
 
-    let mut first = Peer::connect(&step, addr);
-    first.expect_echo(b"first client\n", SERVER_HANGS);
+    let mut first = server.connect(&step, addr);
+    first.expect_echo(b"first client\n", ECHO_EXACTLY);
     first.send(b"tail");
     first.close_sending();
     let rest = first.read_to_end();
@@ -837,7 +776,7 @@ fn step_18_the_server_program_serves_clients_one_after_another() {
     vanishing.reset();
 
     let mut last = Peer::connect(&step, addr);
-    last.expect_echo(b"still there?\n", SERVER_HANGS);
+    last.expect_echo(b"still there?\n", ECHO_EXACTLY);
 }
 
 // ---------------------------------------------------------------------------

@@ -37,7 +37,7 @@ use seesaw_checks::DEADLINE;
 use seesaw_checks::bounded;
 use seesaw_checks::bytes::{show, show_list, thousands};
 use seesaw_checks::localhost::{each_localhost_alone, ipv6_loopback, localhost_addresses};
-use seesaw_checks::peer::{PIECE_PAUSE, Peer, connected_pair, unused_address};
+use seesaw_checks::peer::{End, PIECE_PAUSE, Peer, connected_pair, unused_address};
 use seesaw_checks::program;
 use seesaw_checks::program::{expect_address_in_use_explained, run};
 use seesaw_checks::relay::Relay;
@@ -513,10 +513,24 @@ fn step_09_the_server_echoes_as_in_lesson_6() {
 
     let (mut client, serving) = start_serving(&step, "long", limits(500, 500, 1000));
     client.send_in_background(vec![b'x'; MAX_MESSAGE + 1]);
-    client.expect_line(
-        TOO_LONG_REPLY,
-        "on Heard::TooLong, write TOO_LONG_REPLY, then end with close_gently (given).",
-    );
+    let refusal = client.read_line();
+    if refusal.bytes != TOO_LONG_REPLY || refusal.end != End::Newline {
+        let report = step
+            .report()
+            .expected(&show(TOO_LONG_REPLY))
+            .got_received(TOO_LONG_REPLY, &refusal)
+            .hint("on Heard::TooLong, write TOO_LONG_REPLY, then end with close_gently (given).");
+        if refusal.bytes.is_empty() && matches!(refusal.end, End::Closed | End::Failed(_)) {
+            report
+                .observed(
+                    "your server closed the connection without a word, with the check's bytes \
+                     unread: on Heard::TooLong, write TOO_LONG_REPLY, then end with \
+                     close_gently (given).",
+                )
+                .fail();
+        }
+        report.fail();
+    }
     client.close_sending();
     client.expect_end("after an error line, end the connection with close_gently.");
     expect_served(&step, &serving);

@@ -1,6 +1,7 @@
 //! Plays one failing check for each outcome a report must fit: an error of
 //! some kind, a panic, a hang (and the skip it causes), an early close, a
-//! reset, wrong bytes, and code that ends the process. The golden test
+//! reset, wrong bytes, code that ends the process, and a later step that
+//! fails for the same cause as an earlier one (one line). The golden test
 //! (tests/tests/reports.rs) compares what this prints with
 //! tests/tests/golden/reports.txt. Not for students: it fails on purpose.
 
@@ -25,6 +26,7 @@ fn main() {
     }
     outcome(error_of_a_kind);
     outcome(panic);
+    outcome(same_panic_again);
     outcome(early_close);
     outcome(reset);
     outcome(wrong_bytes);
@@ -46,9 +48,18 @@ fn error_of_a_kind() {
 
 fn panic() {
     let step = Step::new("step 2: the student's code panics", CHAPTER);
-    bounded::run(&step, "server_turn(&mut connection)", "(hang hint)", || {
-        "no number".parse::<u8>().unwrap()
-    });
+    bounded::run(&step, "server_turn(&mut connection)", "(hang hint)", parse);
+}
+
+/// A later step that fails for the same cause: one line, not a second report.
+fn same_panic_again() {
+    let step = Step::new("step 2b: the same panic again", CHAPTER);
+    bounded::run(&step, "server_turn(&mut connection)", "(hang hint)", parse);
+}
+
+/// The student's code that panics, at the same place each time.
+fn parse() -> u8 {
+    "no number".parse::<u8>().unwrap()
 }
 
 fn early_close() {

@@ -16,13 +16,17 @@ use seesaw_checks::timing::{Timed, millis, ms, outside_limit};
 use super::troublesome::Trickle;
 use super::{LATE, SERVER_HANGS, expect_served, limits, start_serving};
 
-/// The hints when no error line came in time.
-pub const IDLE_SILENCE: &str = "your server sent nothing in all that time: on Heard::Idle, write \
-     IDLE_REPLY. And read with read_message_within(&mut reader, limits), with the limits your \
-     function gets.";
-pub const SLOW_SILENCE: &str = "your server sent nothing in all that time: on Heard::TooSlow, \
-     write SLOW_REPLY. And read with read_message_within(&mut reader, limits), with the limits \
-     your function gets.";
+/// The hints when no error line came in time. Nothing came: either your
+/// read_message_within never gave that answer in time, or your server did
+/// not write the line; the check cannot tell which, so it says both.
+pub const IDLE_SILENCE: &str = "no IDLE_REPLY came in all that time, nor anything else. Either \
+     your server never got Heard::Idle in time (does it read with read_message_within(&mut \
+     reader, limits), with the limits it is given, not Limits::default()? Step 6 checks \
+     read_message_within alone), or on Heard::Idle it does not write IDLE_REPLY.";
+pub const SLOW_SILENCE: &str = "no SLOW_REPLY came in all that time, nor anything else. Either \
+     your server never got Heard::TooSlow in time (does it read with read_message_within(&mut \
+     reader, limits), with the limits it is given, not Limits::default()? Step 7 checks its \
+     deadline alone), or on Heard::TooSlow it does not write SLOW_REPLY.";
 
 /// The hint when the check read a reset where end of file should have come.
 const LINGER_HINT: &str = "after an error line, end the connection with close_gently \
@@ -42,6 +46,13 @@ pub fn got_within(
     waited: Duration,
     silence: &str,
 ) -> Report {
+    if received.end == End::Closed && received.bytes.is_empty() {
+        return report.got_received(expected, received).observed(&format!(
+            "your server closed the connection without a word: write {} first, then end \
+             with close_gently (given).",
+            goodbye_name(expected)
+        ));
+    }
     if received.end != End::TimedOut {
         return report.got_received(expected, received);
     }
@@ -57,6 +68,15 @@ pub fn got_within(
             show(&received.bytes),
             difference(expected, &received.bytes).unwrap_or_default()
         )),
+    }
+}
+
+/// The name of an error line, for hints.
+fn goodbye_name(line: &[u8]) -> &'static str {
+    match line {
+        line if line == IDLE_REPLY => "IDLE_REPLY",
+        line if line == SLOW_REPLY => "SLOW_REPLY",
+        _ => "the error line",
     }
 }
 

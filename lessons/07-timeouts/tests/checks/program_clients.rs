@@ -61,9 +61,20 @@ impl Silent {
                     "{} {} after connecting, then end of file",
                     show(IDLE_REPLY),
                     millis(self.idle)
-                ))
-                .got(&problem.unwrap_or_else(|| rest.describe()));
-            let report = got_within(report, IDLE_REPLY, &reply, self.idle + LATE, IDLE_SILENCE);
+                ));
+            // What came where IDLE_REPLY was due; only once it came right,
+            // when it came, and what came after it.
+            let report = match (reply.bytes == IDLE_REPLY, problem) {
+                (false, _) => {
+                    got_within(report, IDLE_REPLY, &reply, self.idle + LATE, IDLE_SILENCE)
+                }
+                (true, Some(problem)) => report
+                    .got(&format!("IDLE_REPLY came {problem}"))
+                    .hint("the server must read with the idle limit it is given (--idle)."),
+                (true, None) => report
+                    .got(&format!("IDLE_REPLY, then {}", rest.describe()))
+                    .hint("after the error line, end the connection with close_gently (given)."),
+            };
             server.fail(report);
         }
         let deadline = Instant::now() + DEADLINE;
@@ -125,10 +136,20 @@ impl Slow {
                     "{} {} after the first byte",
                     show(SLOW_REPLY),
                     millis(self.message)
-                ))
-                .got(&problem.unwrap_or_default());
-            let waited = self.message + LATE;
-            let report = got_within(report, SLOW_REPLY, &reply, waited, SLOW_SILENCE);
+                ));
+            // When it came is news only once the right line came.
+            let report = match (reply.bytes == SLOW_REPLY, problem) {
+                (true, Some(problem)) => report
+                    .got(&format!("SLOW_REPLY came {problem}"))
+                    .hint("count limits.message from the message's first byte (--message)."),
+                _ => got_within(
+                    report,
+                    SLOW_REPLY,
+                    &reply,
+                    self.message + LATE,
+                    SLOW_SILENCE,
+                ),
+            };
             server.fail(report);
         }
         let deadline = Instant::now() + DEADLINE;
