@@ -183,7 +183,7 @@ fn step_4_an_address_in_use_is_an_error_that_names_it() {
             .did(&did)
             .expected(&format!("the error's message to name the address, {addr}"))
             .got(&describe_error(&error))
-            .hint("bind's own message says only `Address already in use`: add which address, with anyhow's context methods.")
+            .hint("bind's own message says only `Address already in use`, not which address: name the address in your error, with .with_context(|| format!(\"... {addr}\")).")
             .fail();
     }
 }
@@ -210,7 +210,7 @@ fn step_5_a_malformed_address_is_an_error() {
                 .did(&format!("called listen({bad:?})"))
                 .expected(&format!("the error's message to name the address, {bad:?}"))
                 .got(&describe_error(&error))
-                .hint("the error of a malformed address does not say which text was wrong: add the address, with anyhow's context methods.")
+                .hint("the error of a malformed address does not say which text was wrong: name the address in it, with .with_context(|| format!(\"... {addr}\")) on each call that can fail (a bare ? passes the error on without your words).")
                 .fail(),
             Err(_) => {}
         }

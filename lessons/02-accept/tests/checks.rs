@@ -58,8 +58,31 @@ fn describe_accepted(accepted: &Accepted) -> String {
 /// Accepts the client that waits, with the student's accept_one, and
 /// returns the connection and the peer address.
 fn accept_waiting(step: &Step, listener: &Arc<TcpListener>) -> (TcpStream, SocketAddr) {
-    let accepted = start_accept(step, listener).finish_within(step, QUICK, ACCEPT_HANGS);
-    step.ok("accept_one(&listener)", accepted)
+    match start_accept(step, listener).finish_within(step, QUICK, ACCEPT_HANGS) {
+        Ok(accepted) => accepted,
+        Err(error) => step
+            .report()
+            .did(&format!(
+                "a client connected to {}",
+                where_listening(listener)
+            ))
+            .expected("accept_one(&listener) to succeed: a client was waiting")
+            .got_error(&error)
+            .hint(
+                "a client was waiting, so accept() gave a connection and an address, and your \
+                 accept_one returned an error instead. Return them as accept gave them: the \
+                 address may be IPv6 as well as IPv4 (a SocketAddr holds either).",
+            )
+            .fail(),
+    }
+}
+
+/// Where the check's listener listens, in words.
+fn where_listening(listener: &TcpListener) -> String {
+    match listener.local_addr() {
+        Ok(addr) => addr.to_string(),
+        Err(_) => "the check's listener".to_string(),
+    }
 }
 
 /// Connects a client, accepts it with the student's accept_one, and checks that
@@ -82,9 +105,11 @@ fn expect_peer(step: &Step, client: &Peer, peer: SocketAddr, connection: &TcpStr
     if peer != client_addr {
         step.report()
             .did(&did)
-            .expected(&format!("the peer address {client_addr}, where the client connected from"))
+            .expected(&format!(
+                "the peer address {client_addr}, where the client connected from"
+            ))
             .got(&format!("{peer}"))
-            .hint("return the address that TcpListener::accept gives you with the connection: not the listener's own, and none you build yourself.")
+            .hint(&peer_hint(peer, connection))
             .fail();
     }
     let connected_to = match connection.peer_addr() {
@@ -103,6 +128,19 @@ fn expect_peer(step: &Step, client: &Peer, peer: SocketAddr, connection: &TcpStr
     }
 }
 
+/// The hint for a wrong peer address: what the address is, when the check can tell.
+fn peer_hint(peer: SocketAddr, connection: &TcpStream) -> String {
+    let rule = "Return the client's own address: the one TcpListener::accept gives you with \
+                the connection (the connection's peer_addr() says the same).";
+    match connection.local_addr() {
+        Ok(local) if local == peer => format!(
+            "{peer} is the server's own end (the listener's address, or the connection's \
+             local_addr()), the same for every client. {rule}"
+        ),
+        _ => format!("{rule} Keep none from an earlier call, and build none yourself."),
+    }
+}
+
 #[test]
 fn step_1_accept_waits_for_a_client() {
     let step = Step::new("step 1: accept_one waits until a client connects", CHAPTER);
@@ -118,8 +156,9 @@ fn step_1_accept_waits_for_a_client() {
                 describe_accepted(&accepted)
             ))
             .hint(
-                "TcpListener::accept blocks until a client connects; call it on the listener \
-                 you are given, and do not make it non-blocking.",
+                "TcpListener::accept blocks until a client connects: call it on the listener \
+                 you are given. On a non-blocking listener, accept fails at once (WouldBlock) \
+                 instead of waiting.",
             )
             .fail();
     }
@@ -235,27 +274,40 @@ fn step_4_accept_on_ipv6_too() {
     let _client = accept_and_compare(&step, &listener, addr);
 }
 
+/// A socket that does not listen, as a `TcpListener`: one end of a connection.
+/// `accept` fails on it at once, on every OS (EINVAL: kind InvalidInput),
+/// whether the student's code makes it non-blocking or not.
+fn not_listening() -> TcpListener {
+    let (listener, addr) = localhost::listen_on("127.0.0.1:0");
+    let connection = TcpStream::connect(addr).expect("the check could not connect to itself");
+    drop(listener);
+    #[cfg(unix)]
+    return TcpListener::from(std::os::fd::OwnedFd::from(connection));
+    #[cfg(windows)]
+    return TcpListener::from(std::os::windows::io::OwnedSocket::from(connection));
+}
+
 #[test]
 fn step_5_a_failed_accept_is_an_error() {
     let step = Step::new(
         "step 5: when accepting fails, accept_one returns an error that says so, not a panic",
         CHAPTER,
     );
-    let (listener, _) = check_listener("127.0.0.1:0");
-    // A non-blocking listener with no client waiting fails accept at once
-    // (WouldBlock): the simplest failure the check can cause.
-    listener
-        .set_nonblocking(true)
-        .expect("the check could not make its listener non-blocking");
-    step.transcript()
-        .add("check   made its listener fail every accept (non-blocking, no client)".to_string());
+    // The simplest failure the check can cause, and one a loop that polls a
+    // non-blocking listener (WouldBlock: no client yet) returns too.
+    let listener = Arc::new(not_listening());
+    step.transcript().add(
+        "check   handed accept_one a socket that does not listen (one end of a connection): \
+         accept fails on it"
+            .to_string(),
+    );
     let outcome = start_accept(&step, &listener).finish_within(
         &step,
         FAILS_AT_ONCE,
         "accept() failed, and accept_one did not return. Does it retry in a loop? \
          Return the error: the caller decides what to do (lesson 6 retries, with a pause).",
     );
-    let did = "called accept_one on a listener whose accept fails (WouldBlock)";
+    let did = "called accept_one on a socket whose accept fails (InvalidInput: it does not listen)";
     let error = match outcome {
         Err(error) => error,
         Ok((_, peer)) => step
@@ -265,14 +317,14 @@ fn step_5_a_failed_accept_is_an_error() {
             .got(&format!("Ok(a connection from {peer})"))
             .fail(),
     };
-    if io_error_kind(&error) != Some(ErrorKind::WouldBlock) {
+    if io_error_kind(&error) != Some(ErrorKind::InvalidInput) {
         step.report()
             .did(did)
-            .expected("accept's io::Error (kind WouldBlock) kept inside your error")
+            .expected("accept's io::Error (kind InvalidInput) kept inside your error")
             .got(&describe_error(&error))
             .hint(
                 "map_err(|e| anyhow!(\"...{e}\")) keeps only the text and loses the io::Error; \
-                   anyhow's context methods add your words and keep it inside.",
+                 .context(\"...\") adds your words and keeps it inside.",
             )
             .fail();
     }
@@ -282,8 +334,8 @@ fn step_5_a_failed_accept_is_an_error() {
             .expected("your error to say what failed (accepting a connection), around accept's own")
             .got(&describe_error(&error))
             .hint(
-                "accept's own message only says `Resource temporarily unavailable`: add what was \
-                   being done, with anyhow's context methods.",
+                "accept's own error says only what the OS said (`Invalid argument`), not what \
+                 failed: add that, with .context(\"could not accept a connection\").",
             )
             .fail();
     }
@@ -295,7 +347,7 @@ fn expect_program_accepts(step: &Step, addr: &str) {
     let mut server = Server::start(program!(), &[addr]);
     let addr = server.listening_address(step);
     for _ in 0..2 {
-        let mut client = Peer::connect(step, addr);
+        let mut client = server.connect(step, addr);
         let line = server.wait_for_line(step, "accepted ");
         let client_addr = client.local_addr().to_string();
         if !line.ends_with(&client_addr) {

@@ -230,7 +230,7 @@ fn expect_refused(step: &Step, nowhere: &str) {
             .did(&did)
             .expected(&format!("the error's message to name the address, {nowhere}"))
             .got(&describe_error(&error))
-            .hint("connect's own message says only `Connection refused`: add which address, with anyhow's context methods.")
+            .hint("connect's own message says only `Connection refused`, not which address: name the address in your error, with .with_context(|| format!(\"... {addr}\")).")
             .fail();
     }
 }
@@ -268,7 +268,7 @@ fn step_6_a_malformed_address_is_an_error() {
                 .did(&format!("called dial({bad:?})"))
                 .expected(&format!("the error's message to name the address, {bad:?}"))
                 .got(&describe_error(&error))
-                .hint("the error of a malformed address does not say which text was wrong: add the address to every error, with anyhow's context methods.")
+                .hint("the error of a malformed address does not say which text was wrong: name the address in every error, with .with_context(|| format!(\"... {addr}\")) on each call that can fail (a bare ? passes the error on without your words).")
                 .fail(),
             Err(_) => {}
         }

@@ -13,10 +13,9 @@ use std::thread;
 use std::time::Duration;
 
 use seesaw_checks::bytes::show;
+use seesaw_checks::fixtures::xs;
 use seesaw_checks::localhost;
-use seesaw_checks::peer::{
-    CheckServer, End, PIECE_PAUSE, Peer, Received, accept_within, unused_address,
-};
+use seesaw_checks::peer::{CheckServer, End, Peer, Received, accept_within, unused_address};
 use seesaw_checks::program::{Finished, run};
 use seesaw_checks::relay::Relay;
 use seesaw_checks::report::{Step, TODO_HINT};
@@ -27,8 +26,8 @@ use seesaw_checks::{DEADLINE, program};
 mod turns;
 
 use turns::{
-    client_turn_answered, expect_echo, expect_message, expect_returned, got_reply,
-    start_client_turn, start_server_turn, vanish,
+    client_turn_answered, expect_echo, expect_echo_of_pieces, expect_long_echo, expect_message,
+    expect_prompt_echo, expect_returned, got_reply, start_client_turn, start_server_turn, vanish,
 };
 
 const CHAPTER: &str = "04-echo-once";
@@ -40,6 +39,14 @@ const SERVER_HANGS: &str = "The client sent its message and now waits for the re
 const CLIENT_HANGS: &str = "client_turn should return once the reply's newline has arrived. \
      Does it stop reading at the newline, whatever the reply's length, rather than wait for \
      end of file or for as many bytes as it sent?";
+
+/// How soon the echo of a message that came whole must come back (step 3).
+/// On one machine it takes microseconds: this leaves room for a loaded one.
+const PROMPT: Duration = Duration::from_millis(500);
+
+/// How far apart the pieces of step 3's message come: two gaps are longer
+/// than [`PROMPT`], so that no wait before a single read passes both.
+const PIECE_GAP: Duration = Duration::from_millis(300);
 
 /// How long the check waits when it expects nothing (more) to come.
 const QUIET: Duration = Duration::from_millis(250);
@@ -81,9 +88,19 @@ fn step_02_the_server_echoes_bytes_exactly() {
         "step 2: server_turn echoes any bytes exactly: not only UTF-8, NUL, 0xFF, spaces, \\r",
         CHAPTER,
     );
-    for message in AWKWARD_MESSAGES {
-        let (mut client, turn) = start_server_turn(&step);
-        client.send(message);
+    // Each message on a connection of its own, all sent at once: code that
+    // is slow to answer costs its time once, not once a message.
+    let turns: Vec<_> = AWKWARD_MESSAGES
+        .into_iter()
+        .enumerate()
+        .map(|(index, message)| {
+            let (client, turn) = start_server_turn(&step);
+            let mut client = client.named(&format!("client {}", index + 1));
+            client.send(message);
+            (message, client, turn)
+        })
+        .collect();
+    for (message, client, turn) in turns {
         expect_echo(&step, client, turn, message, message);
     }
 }
@@ -91,19 +108,17 @@ fn step_02_the_server_echoes_bytes_exactly() {
 #[test]
 fn step_03_the_server_reads_the_whole_message_in_pieces() {
     let step = Step::new(
-        "step 3: server_turn reads up to the newline, even when the message comes in pieces",
+        "step 3: server_turn reads up to the newline, however the message comes: whole, in pieces, or longer than any buffer",
         CHAPTER,
     );
-    let (mut client, turn) = start_server_turn(&step);
-    // Three pieces, far enough apart that a "wait a little, then read once"
-    // gets only part of the message.
-    for (index, piece) in [&b"hel"[..], b"lo, wor", b"ld\n"].into_iter().enumerate() {
-        if index > 0 {
-            thread::sleep(PIECE_PAUSE * 2);
-        }
-        client.send(piece);
-    }
-    expect_echo(&step, client, turn, b"hello, world\n", b"hello, world\n");
+    // Whole, at once: the echo comes at once. Then in pieces: nothing comes
+    // back before the newline, and then all of it. Code that waits a while
+    // and then reads once fails one or the other, however long it waits:
+    // the pieces take longer than PROMPT allows.
+    expect_prompt_echo(&step, b"hello, world\n", PROMPT);
+    expect_echo_of_pieces(&step, &[b"hel", b"lo, wor", b"ld\n"], PIECE_GAP);
+    // Longer than a buffer of fixed size (1 KiB, 4 KiB, 64 KiB) holds.
+    expect_long_echo(&step, &xs(100_000, b"\n"));
 }
 
 #[test]
@@ -142,10 +157,24 @@ fn step_06_the_server_handles_a_client_that_sends_nothing() {
     );
     let (mut client, turn) = start_server_turn(&step);
     client.close_sending();
-    let returned = turn.finish_ok(
+    let outcome = turn.finish(
         &step,
         "reading at end of file returns 0 bytes at once: stop there.",
     );
+    let returned = match outcome {
+        Ok(returned) => returned,
+        Err(error) => step
+            .report()
+            .did("the check's client closed its sending side without sending anything")
+            .expected("Ok(b\"\"): an empty message")
+            .got_error(&error)
+            .hint(
+                "a client that closes without sending anything is no error: read_until \
+                 returns Ok(0) at once, and the message is empty. Return Ok with the empty \
+                 message, and write nothing.",
+            )
+            .fail(),
+    };
     if !returned.is_empty() {
         step.report()
             .expected("an empty message, b\"\"")
@@ -201,7 +230,7 @@ fn step_08_the_client_sends_and_reads_the_reply() {
         &step,
         b"hello\n",
         b"HELLO\n",
-        "Return the bytes you read from the server, newline included.",
+        "Read the reply up to its newline (read_until), and return those bytes, newline included.",
     );
 }
 

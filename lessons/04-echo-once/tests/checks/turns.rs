@@ -3,13 +3,13 @@
 
 use std::io::Write;
 use std::net::{Shutdown, TcpStream};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use lesson_04_echo_once::{client_turn, server_turn};
-use seesaw_checks::bytes::{difference, show};
+use seesaw_checks::bytes::{difference, show, thousands};
 use seesaw_checks::peer::{CheckServer, End, Peer, Received, connected_pair};
-use seesaw_checks::report::{Report, Step};
-use seesaw_checks::timing::{self, Timed, ms};
+use seesaw_checks::report::{Report, Step, join_hints};
+use seesaw_checks::timing::{self, Timed, millis, ms};
 
 use crate::{CLIENT_HANGS, REPLY_WAIT, SERVER_HANGS};
 
@@ -150,21 +150,61 @@ fn fail_with_reply(step: &Step, turn: &Turn, what: &str, expected: &[u8], reply:
     }
 }
 
+/// Whether `reply` is the whole echo `expected`: up to its newline, or, for a
+/// tail without one, up to the end of file.
+fn is_echo(reply: &Received, expected: &[u8]) -> bool {
+    let complete = match expected.ends_with(b"\n") {
+        true => End::Newline,
+        false => End::Closed,
+    };
+    reply.bytes == expected && reply.end == complete
+}
+
+/// Reads the echo `expected`: a line, or a tail up to the end of file.
+fn read_echo(client: &mut Peer, expected: &[u8]) -> Received {
+    match expected.ends_with(b"\n") {
+        true => client.read_line(),
+        false => client.read_to_end(),
+    }
+}
+
 /// The check's client has sent `message`: fails unless the echo `expected`
 /// comes back, server_turn returns it, and nothing more comes after it.
 pub fn expect_echo(step: &Step, mut client: Peer, turn: Turn, message: &[u8], expected: &[u8]) {
     let what = format!("the check's client sent {}", show(message));
-    let (reply, complete) = match expected.ends_with(b"\n") {
-        true => (client.read_line(), End::Newline),
-        false => (client.read_to_end(), End::Closed),
-    };
-    if reply.bytes != expected || reply.end != complete {
+    let reply = read_echo(&mut client, expected);
+    if !is_echo(&reply, expected) {
         fail_with_reply(step, &turn, &what, expected, &reply);
     }
+    finish_echo(step, client, turn, &what, expected);
+}
+
+/// The echo `expected` has come back: fails unless server_turn returns it,
+/// and nothing more comes after it.
+fn finish_echo(step: &Step, mut client: Peer, turn: Turn, what: &str, expected: &[u8]) {
     let returned = turn.finish_ok(step, SERVER_HANGS);
+    // server_turn has returned, so its end has sent end of file: anything before
+    // the end of file was written after the reply.
+    let after = client.read_to_end();
+    let written = [expected, &after.bytes[..]].concat();
+    if returned != expected && returned == written && expected.ends_with(b"\n") {
+        step.report()
+            .did(what)
+            .expected(&format!(
+                "one message echoed and returned, {}",
+                show(expected)
+            ))
+            .got(&format!("{} echoed and returned", show(&returned)))
+            .hint(
+                "a message ends at its first newline: server_turn read past it, into the next \
+                 message, and echoed that too. Stop at the first newline (read_until does), and \
+                 leave the rest unread: it belongs to the next turn.",
+            )
+            .fail();
+    }
     if returned != expected {
         step.report()
-            .did(&what)
+            .did(what)
             .expected(&format!(
                 "server_turn to return the message it echoed, {}",
                 show(expected)
@@ -173,17 +213,150 @@ pub fn expect_echo(step: &Step, mut client: Peer, turn: Turn, message: &[u8], ex
             .hint("return the very bytes you wrote back, newline included.")
             .fail();
     }
-    // server_turn has returned, so its end has sent end of file: anything before
-    // the end of file was written after the reply.
-    let after = client.read_to_end();
     if !after.bytes.is_empty() || after.end != End::Closed {
         step.report()
-            .did(&what)
+            .did(what)
             .expected("nothing after the echo: server_turn returns and the connection closes")
             .got(&after.describe())
             .hint("write the message back once, and nothing else: one message, one echo.")
             .fail();
     }
+}
+
+/// The check's client sends `message` whole, in one write: fails unless the
+/// echo comes back within `prompt`. On one machine it takes microseconds;
+/// only code that waits before it reads (a sleep) makes it late.
+pub fn expect_prompt_echo(step: &Step, message: &[u8], prompt: Duration) {
+    let (mut client, turn) = start_server_turn(step);
+    let what = format!(
+        "the check's client sent {}, whole, in one write",
+        show(message)
+    );
+    client.send(message);
+    let sent = Instant::now();
+    let reply = read_echo(&mut client, message);
+    let took = sent.elapsed();
+    if !is_echo(&reply, message) {
+        fail_with_reply(step, &turn, &what, message, &reply);
+    }
+    if took > prompt {
+        step.report()
+            .did(&what)
+            .expected(&format!(
+                "the echo within {}: on one machine it takes microseconds",
+                millis(prompt)
+            ))
+            .got(&format!("the echo, after {}", millis(took)))
+            .hint(&format!(
+                "the whole message was there at once, and the echo came only after {}: does \
+                 server_turn wait (sleep) before it reads? No wait is long enough for every \
+                 message, which may come later still, in pieces. Keep reading until the \
+                 newline instead: read_until waits exactly as long as that takes.",
+                millis(took)
+            ))
+            .fail();
+    }
+    finish_echo(step, client, turn, &what, message);
+}
+
+/// The check's client sends `pieces`, `gap` apart: fails unless nothing comes
+/// back before the newline has come, and then the whole message does.
+pub fn expect_echo_of_pieces(step: &Step, pieces: &[&[u8]], gap: Duration) {
+    let message = pieces.concat();
+    let (mut client, turn) = start_server_turn(step);
+    let mut sent = Vec::new();
+    for (index, piece) in pieces.iter().enumerate() {
+        if index > 0 {
+            expect_nothing_yet(step, &mut client, &turn, &sent, &message, gap);
+        }
+        client.send(piece);
+        sent.extend_from_slice(piece);
+    }
+    let what = format!(
+        "the check's client sent {} in {} pieces, {} apart",
+        show(&message),
+        pieces.len(),
+        millis(gap)
+    );
+    let reply = read_echo(&mut client, &message);
+    if !is_echo(&reply, &message) {
+        fail_with_reply(step, &turn, &what, &message, &reply);
+    }
+    finish_echo(step, client, turn, &what, &message);
+}
+
+/// Between two pieces of `message`: waits `gap` for the next piece to be due,
+/// and fails if anything comes back meanwhile, or the connection ends.
+fn expect_nothing_yet(
+    step: &Step,
+    client: &mut Peer,
+    turn: &Turn,
+    sent: &[u8],
+    message: &[u8],
+    gap: Duration,
+) {
+    let heard = client.read_for(gap);
+    if heard.bytes.is_empty() && heard.end == End::TimedOut {
+        return;
+    }
+    let what = format!(
+        "the check's client sent {} so far, the start of {}; the rest comes {} later",
+        show(sent),
+        show(message),
+        millis(gap)
+    );
+    if heard.end != End::TimedOut {
+        // It returned (or failed) before the newline came.
+        fail_with_reply(step, turn, &what, message, &heard);
+    }
+    step.report()
+        .did(&what)
+        .expected("nothing back yet: the message has no newline so far")
+        .got(&heard.describe())
+        .hint(&format!(
+            "server_turn wrote {} back before the message's newline had come, and went on \
+             reading: an echo in pieces. Read the whole message first, up to its newline, \
+             then write it back in one go.",
+            show(&heard.bytes)
+        ))
+        .fail();
+}
+
+/// The check's client sends `message`, longer than any buffer of fixed size,
+/// from a thread of its own: fails unless all of it comes back.
+pub fn expect_long_echo(step: &Step, message: &[u8]) {
+    let (mut client, turn) = start_server_turn(step);
+    client.send_in_background(message.to_vec());
+    let what = format!(
+        "the check's client sent a message of {} bytes",
+        thousands(message.len())
+    );
+    let reply = read_echo(&mut client, message);
+    if is_echo(&reply, message) {
+        return finish_echo(step, client, turn, &what, message);
+    }
+    let cut_short = reply.end != End::TimedOut
+        && reply.bytes.len() < message.len()
+        && message.starts_with(&reply.bytes);
+    if !cut_short
+        || turn
+            .returned_by_now(step)
+            .is_some_and(|outcome| outcome.is_err())
+    {
+        fail_with_reply(step, &turn, &what, message, &reply);
+    }
+    step.report()
+        .did(&what)
+        .expected("all of it back, up to its newline")
+        .got(&reply.describe())
+        .hint(&format!(
+            "the echo stopped after {} of the {} bytes: the message is longer than a buffer \
+             of fixed size holds, or than one read returns. Read into a Vec<u8> that grows, \
+             until the newline: read_until does.",
+            thousands(reply.bytes.len()),
+            thousands(message.len())
+        ))
+        .fail();
 }
 
 /// Fails unless the check's server received exactly `message` from client_turn.
@@ -212,11 +385,27 @@ pub fn expect_message(step: &Step, server: &mut Peer, turn: &Turn, message: &[u8
 pub fn expect_returned(step: &Step, turn: &Turn, reply: &[u8], hang_hint: &str, hint: &str) {
     let returned = turn.finish_ok(step, hang_hint);
     if returned != reply {
-        let difference = difference(reply, &returned).unwrap_or_default();
+        // Cut short before the newline, and not only of trailing spaces: a
+        // read that stopped too early, whatever the step is about.
+        let cut_short = !returned.is_empty()
+            && reply.starts_with(&returned)
+            && !reply[returned.len()..].iter().all(u8::is_ascii_whitespace);
+        let hint = match cut_short {
+            true => {
+                "Your client_turn stopped reading before the reply's newline: a reply ends at its \
+                     newline, whatever its length (not after as many bytes as you sent, nor \
+                     after one read). Keep reading until the newline: read_until does."
+            }
+            false => hint,
+        };
         step.report()
             .expected(&format!("client_turn to return the reply, {}", show(reply)))
             .got(&show(&returned))
-            .observed(&format!("{difference}. {hint}"))
+            .observed(&match difference(reply, &returned) {
+                _ if returned.is_empty() => join_hints("it returned an empty reply", hint),
+                Some(difference) => join_hints(&difference, hint),
+                None => hint.to_string(),
+            })
             .fail();
     }
 }
@@ -233,7 +422,11 @@ pub fn client_turn_answered(step: &Step, message: &'static [u8], reply: &[u8], h
         step.report()
             .expected("nothing after the message: one message, then the reply is read")
             .got(&after.describe())
-            .hint("write the message once, and nothing else.")
+            .hint(&format!(
+                "after the message came {}: write the message as it is given (it already ends \
+                 with its newline), once, and nothing more.",
+                show(&after.bytes)
+            ))
             .fail();
     }
 }
