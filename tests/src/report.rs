@@ -381,7 +381,7 @@ impl Report {
                 let _ = writeln!(text, "      {}", bounded_field(&line));
             }
         }
-        let _ = writeln!(text, "  hint      {}", indent(&hint));
+        let _ = writeln!(text, "  hint      {}", indent(&as_sentence(&hint)));
         let _ = writeln!(
             text,
             "  more help cargo hint {0}   (the idea; then cargo hint {0} 2: the std calls; 3: the code's shape)",
@@ -537,15 +537,31 @@ pub const NOTHING_CAME: &str = "nothing came back in time: your code is waiting 
      never flushed (its bytes go out only on flush). When both sides wait to read, the seesaw \
      is stuck.";
 
+/// A hint as a sentence: its first word in upper case when it is a plain
+/// word (`the` becomes `The`; `read_until`, `cut_short()` and `b"hi"` stay as
+/// they are, since they are code), and no doubled full stop at its end.
+pub fn as_sentence(hint: &str) -> String {
+    let hint = hint.trim();
+    let hint = hint.strip_suffix("..").map_or(hint.to_string(), |cut| format!("{cut}."));
+    let first_word = hint.split([' ', ',', ':', ';']).next().unwrap_or_default();
+    if first_word.is_empty() || !first_word.chars().all(|c| c.is_ascii_lowercase()) {
+        return hint;
+    }
+    let mut chars = hint.chars();
+    chars
+        .next()
+        .map(|head| head.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}
+
 /// Two hints as one: `first` (what was observed), then `then` (the check's
 /// own), with a full stop between them and `then` starting in upper case.
 pub fn join_hints(first: &str, then: &str) -> String {
     let first = first.trim_end();
-    let mut chars = then.trim_start().chars();
-    let then: String = match chars.next() {
-        Some(head) => head.to_uppercase().chain(chars).collect(),
-        None => return first.to_string(),
-    };
+    let then = as_sentence(then);
+    if then.is_empty() {
+        return first.to_string();
+    }
     match first.ends_with(['.', '!', '?', ':']) {
         true => format!("{first} {then}"),
         false => format!("{first}. {then}"),
@@ -715,7 +731,21 @@ pub const TODO_HINT: &str = "this function still holds the stub's todo!(). Repla
 
 #[cfg(test)]
 mod tests {
-    use super::{PART_SKIPPED, SKIPPED, bounded_lines, cap, fold_repeats, skip_mark};
+    use super::{
+        PART_SKIPPED, SKIPPED, as_sentence, bounded_lines, cap, fold_repeats, join_hints, skip_mark,
+    };
+
+    #[test]
+    fn a_hint_reads_as_a_sentence_and_leaves_code_alone() {
+        assert_eq!(as_sentence("the server closed."), "The server closed.");
+        assert_eq!(as_sentence("nothing came.."), "Nothing came.");
+        assert_eq!(as_sentence("cut_short() writes nothing."), "cut_short() writes nothing.");
+        assert_eq!(as_sentence("read_until stops there"), "read_until stops there");
+        assert_eq!(as_sentence("b\"hi\" came"), "b\"hi\" came");
+        assert_eq!(as_sentence("Already fine."), "Already fine.");
+        assert_eq!(join_hints("A", "cut_short() is it"), "A. cut_short() is it");
+        assert_eq!(join_hints("A:", "then this"), "A: Then this");
+    }
 
     #[test]
     fn a_skip_is_said_inside_libtests_line() {
