@@ -47,7 +47,8 @@ impl Request {
     /// Decodes one message: its type byte, then two big-endian i32s.
     pub fn decode(frame: &[u8; MESSAGE_LEN]) -> Request {
         // TODO: say which message these 9 bytes are. Byte 0 is the type: b'I'
-        // (insert), b'Q' (query), anything else is Unknown with that byte.
+        // (insert), b'Q' (query), anything else is Unknown with that byte
+        // (lower-case b'i' and b'q' too).
         // Bytes 1..5 and 5..9 are two signed 32-bit integers, each in network
         // byte order (big-endian, the most significant byte first): for an
         // insert, the timestamp then the price; for a query, mintime then
@@ -63,6 +64,7 @@ impl Request {
 
 // ANCHOR: prices
 /// One connection's record of prices: every insert, in the order it came.
+/// An insert is a record, not a key: two at the same timestamp are both kept.
 /// Each connection has its own, and it vanishes with the connection.
 #[derive(Debug, Default)]
 pub struct Prices {
@@ -89,12 +91,14 @@ impl Prices {
     /// rounded toward zero; 0 when there are none.
     pub fn mean(&self, mintime: i32, maxtime: i32) -> i32 {
         // TODO: the mean of the prices whose timestamps t lie in
-        // mintime <= t <= maxtime (both ends included):
-        //   - sum them in a type that cannot overflow: many prices near
+        // mintime <= t <= maxtime (both ends included; timestamps are i32s,
+        // negative ones too; two prices at one timestamp both count):
+        //   - sum them in an i64, which cannot overflow: many prices near
         //     i32::MAX add up to far more than an i32 holds (the protocol
         //     says so); the mean itself always fits in an i32;
         //   - divide with integer division, which rounds toward zero
-        //     (-7 / 2 is -3);
+        //     (-7 / 2 is -3), never through a float: an f64 is exact only
+        //     up to 2^53, and a few million prices add up to more;
         //   - no price in the range, or mintime > maxtime: the answer is 0,
         //     never a division by zero.
         let _ = (mintime, maxtime, &self.entries); // (remove once you use them)
@@ -143,15 +147,16 @@ pub fn serve_connection(connection: TcpStream) -> Result<()> {
     //   Insert: store the price; send nothing back.
     //   Query: write the mean (Prices::mean) back as exactly 4 bytes, a
     //       big-endian i32, in one write; answers go in the order the
-    //       queries came. Narrate it in one line (narrate and peer_name
-    //       are given): `PEER: mean of MINTIME..=MAXTIME is MEAN`.
+    //       queries came. Narrate it in one line on stderr (narrate and
+    //       peer_name are given): `PEER: mean of MINTIME..=MAXTIME is MEAN`.
     //   Unknown: the client breaks the protocol: narrate it in one line
     //       that says `unknown type`, then end the connection with
     //       close_gently (given) and return its result, so that a client
     //       that is still sending gets an end of file, not a reset.
     // When read_frame finds the end (None), return Ok(()): that closes the
     // connection. An error (a torn message, a reset, a failed write) goes up
-    // to the caller as it is, context added if you like.
+    // to the caller as it is, context added if you like: after a torn
+    // message the client has stopped sending, so a plain close is gentle.
     let _ = connection; // (remove once you use `connection`)
     todo!(
         "keep this connection's prices and answer its queries \
@@ -167,7 +172,8 @@ pub fn serve_connection(connection: TcpStream) -> Result<()> {
 pub fn encode_command(line: &str) -> Result<[u8; MESSAGE_LEN]> {
     // TODO: the client's half of the protocol. A command is three words,
     // with one or more spaces between them (and maybe around them): `I` or
-    // `Q` (upper case), then two signed 32-bit integers in decimal. Its message is the type byte (b'I' or b'Q'),
+    // `Q` (upper case: `i 1 2` is an error), then two signed 32-bit integers
+    // in decimal. Its message is the type byte (b'I' or b'Q'),
     // then each integer as 4 big-endian bytes: 9 bytes in all.
     // Anything else is an error (Err), never a panic, whose message says
     // what is wrong with the line: not three words, a type other than I or

@@ -6,11 +6,12 @@
 //! (through lesson 6's serve_concurrently where several clients are
 //! needed). Steps 12-13 call your encode_command. Steps 14-16 run the
 //! lesson's program, and step 17 has your client talk to your server through
-//! a relay that records every byte (`Relay`).
+//! a relay that records every byte (`Relay`). Step 18 calls your mean with
+//! millions of prices: last, because it takes a moment.
 //!
-//! The check builds every message itself, byte by byte (`message` below),
-//! and computes every mean itself (`expected_mean`): it never trusts your
-//! code to check your code.
+//! The check builds every message itself, byte by byte, and computes every
+//! mean itself (`message` and `expected_mean` in checks/protocol.rs): it
+//! never trusts your code to check your code.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -33,6 +34,10 @@ use seesaw_checks::report::Step;
 use seesaw_checks::serving::{self, RunningServer};
 use seesaw_checks::watched::WatchedServer;
 
+#[path = "checks/protocol.rs"]
+mod protocol;
+use protocol::{expected_mean, insert, meaning, message, mistake_behind, query, show_prices};
+
 const CHAPTER: &str = "10-binary";
 
 /// How long the check waits for an answer your server should send at once.
@@ -41,48 +46,6 @@ const QUICK: Duration = Duration::from_millis(500);
 const SERVER_HANGS: &str = "the check's client is waiting for an answer. Does \
      serve_connection read exactly 9 bytes per message (read_frame), answer each \
      query before reading on, and return at end of file?";
-
-// ---------------------------------------------------------------------------
-// The protocol, as the check writes it: independent of your code.
-// ---------------------------------------------------------------------------
-
-/// The 9 bytes of a message: the type byte, then two big-endian i32s.
-fn message(kind: u8, first: i32, second: i32) -> [u8; MESSAGE_LEN] {
-    let mut bytes = [kind, 0, 0, 0, 0, 0, 0, 0, 0];
-    bytes[1..5].copy_from_slice(&first.to_be_bytes());
-    bytes[5..].copy_from_slice(&second.to_be_bytes());
-    bytes
-}
-
-fn insert(timestamp: i32, price: i32) -> [u8; MESSAGE_LEN] {
-    message(b'I', timestamp, price)
-}
-
-fn query(mintime: i32, maxtime: i32) -> [u8; MESSAGE_LEN] {
-    message(b'Q', mintime, maxtime)
-}
-
-/// A message in words, for the transcript: `I 12345 101`.
-fn meaning(bytes: &[u8]) -> String {
-    let number = |at: usize| i32::from_be_bytes(bytes[at..at + 4].try_into().unwrap());
-    match bytes.len() == MESSAGE_LEN {
-        true => format!("{} {} {}", bytes[0].escape_ascii(), number(1), number(5)),
-        false => format!("{} bytes", bytes.len()),
-    }
-}
-
-/// The mean the protocol asks for: sum in i64, divide toward zero, 0 for none.
-fn expected_mean(prices: &[(i32, i32)], mintime: i32, maxtime: i32) -> i32 {
-    let inside: Vec<i64> = prices
-        .iter()
-        .filter(|(time, _)| mintime <= *time && *time <= maxtime)
-        .map(|(_, price)| i64::from(*price))
-        .collect();
-    match inside.len() {
-        0 => 0,
-        count => (inside.iter().sum::<i64>() / count as i64) as i32,
-    }
-}
 
 /// Sends `messages` in one write (a pipeline), saying what they mean.
 fn send_all(client: &mut Peer, messages: &[[u8; MESSAGE_LEN]]) {
@@ -108,7 +71,7 @@ fn send_byte_by_byte(client: &mut Peer, bytes: &[u8]) {
 #[track_caller]
 fn expect_mean(client: &mut Peer, mean: i32, hint: &str) {
     let hint = format!(
-        "the answer is {mean}, {}. {hint}",
+        "The answer is {mean} ({}); {hint}",
         show_binary(&mean.to_be_bytes())
     );
     client.expect_bytes(&mean.to_be_bytes(), &hint);
@@ -214,6 +177,14 @@ fn expect_decoded(step: &Step, bytes: [u8; MESSAGE_LEN], expected: Request) {
             "byte 0 is the type (b'I', b'Q', anything else Unknown with that byte); bytes \
              1..5 and 5..9 are i32s, most significant byte first: i32::from_be_bytes.",
         );
+    if matches!(expected, Request::Unknown(_)) {
+        report
+            .observed(
+                "only b'I' and b'Q', upper case, are types: every other byte (lower-case \
+                 b'i' and b'q' too) is Unknown with that byte, and ends the connection.",
+            )
+            .fail();
+    }
     if got == swapped(expected) {
         report
             .observed(
@@ -250,40 +221,40 @@ fn swapped(request: Request) -> Request {
 
 /// Your mean of `prices` over `mintime..=maxtime`, with a deadline.
 fn your_mean(step: &Step, prices: &[(i32, i32)], mintime: i32, maxtime: i32) -> i32 {
-    let owned = prices.to_vec();
+    // Prices::insert is given: only your mean runs with a deadline.
+    let mut record = Prices::new();
+    for &(timestamp, price) in prices {
+        record.insert(timestamp, price);
+    }
     let call = format!("mean({mintime}, {maxtime}) of {}", show_prices(prices));
     bounded::run(step, &call, "mean only adds up numbers", move || {
-        let mut record = Prices::new();
-        for (timestamp, price) in owned {
-            record.insert(timestamp, price);
-        }
         record.mean(mintime, maxtime)
     })
 }
 
-fn show_prices(prices: &[(i32, i32)]) -> String {
-    let shown: Vec<String> = prices.iter().map(|(t, p)| format!("{p} at {t}")).collect();
-    format!("the prices [{}]", shown.join(", "))
-}
-
-/// Fails unless your mean of each case is the protocol's.
 /// Some prices (timestamp, price), and the range a query asks about.
 type MeanCase<'a> = (&'a [(i32, i32)], i32, i32);
 
+/// Fails unless your mean of each case is the protocol's; says so when the
+/// wrong mean is what a sum in 32 bits, or a float, gives.
 fn expect_means(step: &Step, cases: &[MeanCase], hint: &str) {
     for &(prices, mintime, maxtime) in cases {
         let expected = expected_mean(prices, mintime, maxtime);
         let got = your_mean(step, prices, mintime, maxtime);
         if got != expected {
-            step.report()
+            let report = step
+                .report()
                 .did(&format!(
                     "Prices::mean({mintime}, {maxtime}) of {}",
                     show_prices(prices)
                 ))
                 .expected(&expected.to_string())
                 .got(&got.to_string())
-                .hint(hint)
-                .fail();
+                .hint(hint);
+            match mistake_behind(prices, mintime, maxtime, got) {
+                Some(mistake) => report.observed(mistake).fail(),
+                None => report.fail(),
+            }
         }
     }
 }
@@ -315,7 +286,7 @@ fn step_02_mean_sums_without_overflow_and_rounds_toward_zero() {
             (&[(7, 5), (8, 4)], 0, 9),
         ],
         "integer division rounds toward zero: -5 / 2 is -2 (not -3, which is what \
-         rounding down, div_euclid or a float's floor() give).",
+         rounding down, div_euclid, or a float's floor() or round() give).",
     );
 }
 
@@ -328,26 +299,41 @@ fn step_03_mean_counts_both_ends_and_answers_0_for_none() {
     let prices: &[(i32, i32)] = &[(10, 1), (20, 2), (30, 3), (40, 1000)];
     expect_means(
         &step,
-        &[
-            (prices, 10, 30),
-            (prices, 20, 20),
-            (prices, 30, 40),
-            (prices, i32::MIN, i32::MAX),
-        ],
+        &[(prices, 10, 30), (prices, 20, 20), (prices, 30, 40)],
         "both ends count: a price at exactly mintime or exactly maxtime is in the range \
          (mintime..=maxtime, not mintime..maxtime).",
     );
+    let below_zero: &[(i32, i32)] = &[(-30, 4), (-20, 8), (-10, 16), (5, 32)];
     expect_means(
         &step,
         &[
-            (prices, 21, 29),
-            (prices, 41, 50),
-            (&[], 0, 100),
-            (prices, 40, 10),
-            (prices, 30, 20),
+            (below_zero, -20, -10),
+            (below_zero, -25, 5),
+            (below_zero, i32::MIN, -30),
+            (below_zero, i32::MIN, i32::MAX),
         ],
-        "no price in the range, no prices at all, or mintime > maxtime: the answer is 0, \
-         and never a division by zero.",
+        "timestamps are signed i32s, and a range may start below zero: -25..=5 holds \
+         -20, -10 and 5. Compare them as i32s, never cast to an unsigned type.",
+    );
+    let twice: &[(i32, i32)] = &[(5, 10), (5, 20), (6, 60), (5, 30)];
+    expect_means(
+        &step,
+        &[(twice, 5, 5), (twice, 0, 10)],
+        "an insert is a record, not a key: two prices at the same timestamp both count. \
+         Keep every insert (Prices keeps them all in a Vec); a map keyed by timestamp \
+         keeps only one.",
+    );
+    expect_means(
+        &step,
+        &[(prices, 21, 29), (prices, 41, 50), (&[], 0, 100)],
+        "no price in the range, or no prices at all: the answer is 0, and never a \
+         division by zero.",
+    );
+    expect_means(
+        &step,
+        &[(prices, 40, 10), (prices, 30, 20)],
+        "mintime > maxtime asks about an empty range: the answer is 0, not the mean of \
+         maxtime..=mintime (never swap the ends).",
     );
 }
 
@@ -419,7 +405,12 @@ fn step_04_read_frame_reads_exactly_nine_bytes() {
     send_byte_by_byte(&mut client, &second);
     // Two messages in one write: the second must not be lost or cut.
     client.send(&[insert(1, 2), query(3, 4)].concat());
-    let reads = reading.finish(&step, "read_frame waits for 9 bytes: did it get them all?");
+    let reads = reading.finish(
+        &step,
+        "the check sent four whole messages and read_frame still waits: either it waits for \
+         more than 9 bytes, or a call read past its own message and threw the next one's \
+         bytes away (read only into the part of the 9 bytes still missing).",
+    );
     expect_reads(
         &step,
         &reads,
@@ -532,7 +523,9 @@ fn step_07_the_server_reads_messages_in_pieces() {
     expect_mean(
         &mut client,
         -7,
-        "a message may come in pieces: read_frame gathers all 9 bytes.",
+        "a message may come in pieces: read_frame gathers all 9 bytes, through one \
+         BufReader that lives as long as the connection (a new one for each message \
+         throws away the bytes it had read ahead, here the start of the query).",
     );
     client.close_sending();
     client.expect_end("at end of file between messages, return Ok(()).");
@@ -553,7 +546,12 @@ fn step_08_the_server_answers_pipelined_queries_in_order() {
     send_all(&mut client, &messages);
     for &(mintime, maxtime) in &ranges {
         let mean = expected_mean(&prices, mintime, maxtime);
-        let hint = format!("for Q {mintime} {maxtime}: answer each query in the order it came.");
+        let hint = format!(
+            "for Q {mintime} {maxtime}: the 110 messages came in one write. Read them all \
+             through one BufReader that lives as long as the connection (a new one for each \
+             message throws away the bytes it read ahead), and answer each query in the \
+             order it came."
+        );
         expect_mean(&mut client, mean, &hint);
     }
     client.expect_silence(
@@ -573,17 +571,22 @@ fn step_09_each_connection_has_its_own_prices() {
     );
     let server = start_many(&step);
     let own = "each connection has its own prices: a Prices made inside serve_connection, \
-               not one shared by every client (no static, no global).";
+               gone when it returns; not one shared by every client, nor kept for a later \
+               one (no static, no global).";
     let mut first = Peer::connect(&step, server.addr()).binary().named("first");
     let mut second = Peer::connect(&step, server.addr()).binary().named("second");
     send_all(&mut first, &[insert(100, 10), insert(200, 20)]);
     send_all(&mut second, &[insert(100, 1000), insert(150, 3000)]);
     send_all(&mut first, &[query(0, 300)]);
     expect_mean(&mut first, 15, own);
-    send_all(&mut second, &[query(0, 300)]);
-    expect_mean(&mut second, 2000, own);
+    // Each client hangs up before the next one asks: this step is about
+    // prices, and step 11 about clients served at the same time.
     first.close_sending();
     first.expect_end("at end of file between messages, return Ok(()).");
+    send_all(&mut second, &[query(0, 300)]);
+    expect_mean(&mut second, 2000, own);
+    second.close_sending();
+    second.expect_end("at end of file between messages, return Ok(()).");
     let mut third = Peer::connect(&step, server.addr()).binary().named("third");
     send_all(&mut third, &[query(0, 300)]);
     expect_mean(
@@ -617,7 +620,17 @@ fn step_10_an_unknown_type_ends_the_connection_gently() {
          return close_gently(connection) (given).",
     );
     client.close_sending();
-    running.finish_ok(&step, SERVER_HANGS);
+    if let Err(error) = running.finish(&step, SERVER_HANGS) {
+        step.report()
+            .expected("serve_connection(connection) to return close_gently's Ok(())")
+            .got_error(&error)
+            .hint(
+                "on a message of unknown type, return close_gently(connection) (given): it \
+                 closes gently, so that a client still sending gets an end of file, not a \
+                 reset. An error of your own drops the connection at once.",
+            )
+            .fail();
+    }
     // Again, with a client that is still sending: no reset may destroy the end.
     let (mut client, running) = start_server(&step);
     send_all(&mut client, &[insert(1, 1)]);
@@ -635,13 +648,15 @@ fn step_11_an_idle_client_does_not_hold_up_another() {
         CHAPTER,
     );
     let server = start_many(&step);
-    let mut slow = Peer::connect(&step, server.addr()).binary().named("slow");
-    let mut busy = Peer::connect(&step, server.addr()).binary().named("busy");
+    let connect = |name| Peer::connect(&step, server.addr()).binary().named(name);
+    let mut slow = connect("slow").patience(QUICK);
+    let mut busy = connect("busy").patience(QUICK);
     let half = query(0, 10);
     slow.send(&half[..4]);
     send_all(&mut busy, &[insert(5, 50), insert(6, 70), query(0, 10)]);
-    let one_at_a_time = "the server is still with another client: each client gets its own \
-         thread (serve_concurrently, given, does that with your serve_connection).";
+    let one_at_a_time = "the slow client has sent half a message: while the server waits \
+         for the rest, it must serve this one too. Each client gets its own thread \
+         (serve_concurrently, given, does that with your serve_connection).";
     expect_mean(&mut busy, 60, one_at_a_time);
     slow.send(&half[4..]);
     expect_mean(&mut slow, 0, one_at_a_time);
@@ -932,4 +947,29 @@ fn step_17_your_client_talks_to_your_server() {
             .observed(&verdict(&relay, &finished, &answers))
             .fail();
     }
+}
+
+/// Last, because it takes a moment: millions of prices.
+#[test]
+fn step_18_mean_stays_exact_for_millions_of_prices() {
+    let step = Step::new(
+        "step 18: Prices::mean stays exact for 4,194,308 prices near i32::MAX (an i64 sum, integer division, no float)",
+        CHAPTER,
+    );
+    // 2^22 + 4 prices near i32::MAX: their sum is above 2^53, past the last
+    // integer an f64 holds exactly, and an f64 mean comes out 1 too high.
+    // All at one timestamp: a record kept in a map (step 3's mistake) stays
+    // small and quick here.
+    // A mean that is still todo!() says so before the check builds them.
+    expect_means(&step, &[(&[(1, 7)], 0, 9)], "step 2 checks the same mean.");
+    let mut many = vec![(1, i32::MAX); (1 << 22) + 4];
+    if let Some(last) = many.last_mut() {
+        last.1 = i32::MAX - 1;
+    }
+    expect_means(
+        &step,
+        &[(&many, 0, 9)],
+        "a float is not exact for a sum this big (an f64 holds every integer only up to \
+         2^53): sum in an i64 and divide with integer division (sum / count).",
+    );
 }

@@ -63,6 +63,7 @@ impl Request {
 
 // ANCHOR: prices
 /// One connection's record of prices: every insert, in the order it came.
+/// An insert is a record, not a key: two at the same timestamp are both kept.
 /// Each connection has its own, and it vanishes with the connection.
 #[derive(Debug, Default)]
 pub struct Prices {
