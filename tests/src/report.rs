@@ -542,7 +542,9 @@ pub const NOTHING_CAME: &str = "nothing came back in time: your code is waiting 
 /// they are, since they are code), and no doubled full stop at its end.
 pub fn as_sentence(hint: &str) -> String {
     let hint = hint.trim();
-    let hint = hint.strip_suffix("..").map_or(hint.to_string(), |cut| format!("{cut}."));
+    let hint = hint
+        .strip_suffix("..")
+        .map_or(hint.to_string(), |cut| format!("{cut}."));
     let first_word = hint.split([' ', ',', ':', ';']).next().unwrap_or_default();
     if first_word.is_empty() || !first_word.chars().all(|c| c.is_ascii_lowercase()) {
         return hint;
@@ -739,8 +741,14 @@ mod tests {
     fn a_hint_reads_as_a_sentence_and_leaves_code_alone() {
         assert_eq!(as_sentence("the server closed."), "The server closed.");
         assert_eq!(as_sentence("nothing came.."), "Nothing came.");
-        assert_eq!(as_sentence("cut_short() writes nothing."), "cut_short() writes nothing.");
-        assert_eq!(as_sentence("read_until stops there"), "read_until stops there");
+        assert_eq!(
+            as_sentence("cut_short() writes nothing."),
+            "cut_short() writes nothing."
+        );
+        assert_eq!(
+            as_sentence("read_until stops there"),
+            "read_until stops there"
+        );
         assert_eq!(as_sentence("b\"hi\" came"), "b\"hi\" came");
         assert_eq!(as_sentence("Already fine."), "Already fine.");
         assert_eq!(join_hints("A", "cut_short() is it"), "A. cut_short() is it");
