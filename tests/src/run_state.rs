@@ -222,7 +222,7 @@ mod abort_report {
     const SIGABRT: c_int = 6;
 
     unsafe extern "C" {
-        fn signal(signal: c_int, handler: extern "C" fn(c_int)) -> usize;
+        fn signal(signal: c_int, handler: Option<extern "C" fn(c_int)>) -> usize;
         fn write(fd: c_int, bytes: *const u8, count: usize) -> isize;
     }
 
@@ -238,7 +238,7 @@ mod abort_report {
     pub fn install() {
         // SAFETY: `on_abort` only calls `write`, which is async-signal-safe.
         unsafe {
-            signal(SIGABRT, on_abort);
+            signal(SIGABRT, Some(on_abort));
         }
     }
 

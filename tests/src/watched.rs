@@ -80,6 +80,7 @@ impl WatchedServer {
 
     fn spawn(mut command: Command, shown: String) -> WatchedServer {
         let started = Instant::now();
+        ctrl_c_as_in_a_terminal(&mut command);
         // A backtrace only when the student asked for one, as for the
         // checks' own reports: RUST_BACKTRACE in the shell would bury it.
         let backtrace = match std::env::var_os("SEESAW_BACKTRACE") {
@@ -473,6 +474,34 @@ fn command_line(program: &std::path::Path, args: &[&str]) -> String {
         .collect::<Vec<_>>()
         .join(" ")
 }
+
+/// The program gets Ctrl-C (SIGINT) as it would in a terminal, even when the
+/// checks themselves run in the background of a script: a shell starts its
+/// background jobs with SIGINT ignored, and an ignored signal stays ignored
+/// across exec, so a program that does not set its own handler would never
+/// see the check's Ctrl-C.
+#[cfg(unix)]
+fn ctrl_c_as_in_a_terminal(command: &mut Command) {
+    use std::ffi::c_int;
+    use std::os::unix::process::CommandExt;
+    unsafe extern "C" {
+        fn signal(signal: c_int, handler: Option<extern "C" fn(c_int)>) -> usize;
+    }
+    const SIGINT: c_int = 2;
+    // SIG_DFL is the null handler.
+    const SIG_DFL: Option<extern "C" fn(c_int)> = None;
+    // SAFETY: runs in the child between fork and exec, where only
+    // async-signal-safe calls are allowed; signal() is one.
+    unsafe {
+        command.pre_exec(|| {
+            signal(SIGINT, SIG_DFL);
+            Ok(())
+        });
+    }
+}
+
+#[cfg(not(unix))]
+fn ctrl_c_as_in_a_terminal(_: &mut Command) {}
 
 #[cfg(all(test, unix))]
 mod tests {
