@@ -155,8 +155,9 @@ fn on_panic(info: &PanicHookInfo) {
             return false;
         };
         last.location = location.clone();
-        last.backtrace =
-            backtrace_wanted().then(|| std::backtrace::Backtrace::force_capture().to_string());
+        last.backtrace = backtrace_wanted().then(|| {
+            from_the_students_code(&std::backtrace::Backtrace::force_capture().to_string())
+        });
         true
     });
     if is_student_thread {
@@ -169,6 +170,45 @@ fn on_panic(info: &PanicHookInfo) {
     let thread = std::thread::current();
     let name = thread.name().unwrap_or("unnamed");
     eprintln!("thread '{name}' panicked at {location}: {message}");
+}
+
+/// The frames of a backtrace that matter to the student: from just after the
+/// panic machinery (this hook, std's and core's panicking) to the first
+/// frame of the checks' own code, which is kept to show who called. Each
+/// frame is its line `N: name` and the `at FILE:LINE` lines after it.
+fn from_the_students_code(backtrace: &str) -> String {
+    let mut frames: Vec<Vec<&str>> = Vec::new();
+    for line in backtrace.lines() {
+        let is_frame = line
+            .trim_start()
+            .split_once(": ")
+            .is_some_and(|(number, _)| {
+                !number.is_empty() && number.chars().all(|c| c.is_ascii_digit())
+            });
+        match frames.last_mut() {
+            Some(frame) if !is_frame => frame.push(line),
+            _ => frames.push(vec![line]),
+        }
+    }
+    let name = |frame: &Vec<&str>| frame[0].trim_start().to_string();
+    let after_panic = frames
+        .iter()
+        .rposition(|frame| {
+            let name = name(frame);
+            name.contains("panicking") || name.contains("rust_begin_unwind")
+        })
+        .map_or(0, |at| at + 1);
+    let mut kept: Vec<String> = Vec::new();
+    for frame in &frames[after_panic..] {
+        kept.extend(frame.iter().map(|line| line.to_string()));
+        let caller = name(frame);
+        let (_, caller) = caller.split_once(": ").unwrap_or_default();
+        if caller.starts_with("checks::") || caller.starts_with("seesaw_checks::") {
+            kept.push("      (the checks' and std's own frames are not shown)".to_string());
+            break;
+        }
+    }
+    kept.join("\n")
 }
 
 /// If the student's code calls `std::process::exit` during a step, the test
@@ -271,5 +311,34 @@ pub(crate) fn print_now(text: &str) {
         let _ = stdout.flush();
     } else {
         let _ = std::io::stderr().write_all(text.as_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::from_the_students_code;
+
+    #[test]
+    fn a_backtrace_starts_at_the_students_frame_and_ends_at_the_checks() {
+        let backtrace = "   0: seesaw_checks::run_state::on_panic
+             at tests/src/run_state.rs:159:40
+   1: std::panicking::panic_with_hook
+   2: __rustc::rust_begin_unwind
+   3: core::panicking::panic_fmt
+   4: lesson_01_listen::listen
+             at lessons/01-listen/src/lib.rs:28:5
+   5: lesson_01_listen::helper
+             at lessons/01-listen/src/lib.rs:40:5
+   6: checks::call_listen::{{closure}}
+             at lessons/01-listen/tests/checks.rs:77:9
+   7: seesaw_checks::bounded::start::{{closure}}
+   8: std::thread::lifecycle::spawn_unchecked";
+        let kept = from_the_students_code(backtrace);
+        let names: Vec<&str> = kept.lines().map(str::trim_start).collect();
+        assert_eq!(names[0], "4: lesson_01_listen::listen");
+        assert_eq!(names[1], "at lessons/01-listen/src/lib.rs:28:5");
+        assert!(names.contains(&"6: checks::call_listen::{{closure}}"));
+        assert!(!kept.contains("seesaw_checks::bounded"));
+        assert!(!kept.contains("panicking"));
     }
 }
