@@ -64,6 +64,19 @@ impl WatchedServer {
         WatchedServer::spawn(command, command_line(program, args))
     }
 
+    /// Starts `program` with `args` and waits until it says where it
+    /// listens: the server, and the address to connect to.
+    #[track_caller]
+    pub fn start_listening(
+        step: &Step,
+        program: &Path,
+        args: &[&str],
+    ) -> (WatchedServer, std::net::SocketAddr) {
+        let mut server = WatchedServer::start(program, args);
+        let addr = server.listening_address(step);
+        (server, addr)
+    }
+
     /// Starts `program` with `args` through `sh`, with a limit of
     /// `files` open files: accept fails once the server has that many.
     #[cfg(unix)]
@@ -159,6 +172,16 @@ impl WatchedServer {
             .iter()
             .find(|line| !line.stdout && wanted(&line.text))
             .map(|line| line.at)
+    }
+
+    /// How many lines it has printed on stderr by now (of the last KEPT)
+    /// that satisfy `wanted`. This does not wait.
+    pub fn said_count(&mut self, wanted: impl Fn(&str) -> bool) -> usize {
+        while self.next_line(Instant::now()).is_some() {}
+        self.history
+            .iter()
+            .filter(|line| !line.stdout && wanted(&line.text))
+            .count()
     }
 
     /// Its process id.

@@ -371,8 +371,8 @@ fn step_13_the_server_program_echoes_one_message_per_connection() {
         CHAPTER,
     );
     localhost::on_each_loopback(&step, |listen_on| {
-        let mut server = WatchedServer::start(program!(), &["server", listen_on]);
-        let addr = server.listening_address(&step);
+        let (mut server, addr) =
+            WatchedServer::start_listening(&step, program!(), &["server", listen_on]);
         for message in [&b"first\n"[..], b"second \xff\n"] {
             expect_program_echo(&step, &mut server, addr, message);
         }
@@ -504,8 +504,8 @@ fn step_17_your_client_talks_to_your_server() {
         CHAPTER,
     );
     let line = b"your own seesaw \xe2\x9a\x96 \xff\n";
-    let mut server = WatchedServer::start(program!(), &["server", "127.0.0.1:0"]);
-    let server_addr = server.listening_address(&step);
+    let (mut server, server_addr) =
+        WatchedServer::start_listening(&step, program!(), &["server", "127.0.0.1:0"]);
     let relay = Relay::start(&step, server_addr);
     let finished = run(program!(), &["client", &relay.addr().to_string()], line);
     if finished.code == Some(0) && finished.stdout == line {

@@ -317,8 +317,8 @@ fn step_10_the_server_program_serves_clients_at_once() {
         "step 10: `server` on [::1] serves two clients at once, says whom it accepted and what it echoed",
         CHAPTER,
     );
-    let mut server = WatchedServer::start(program!(), &["server", ipv6_if_any()]);
-    let addr = server.listening_address(&step);
+    let (mut server, addr) =
+        WatchedServer::start_listening(&step, program!(), &["server", ipv6_if_any()]);
     let mut idle = server.connect(&step, addr);
     let mut busy = server.connect(&step, addr);
     server.expect_echo(&step, &mut busy, b"second client first\n", ONE_AT_A_TIME);
@@ -397,8 +397,8 @@ fn step_11_the_server_program_reports_a_client_that_failed() {
         "step 11: `server` reports a client that vanished, naming it, and goes on",
         CHAPTER,
     );
-    let mut server = WatchedServer::start(program!(), &["server", "127.0.0.1:0"]);
-    let addr = server.listening_address(&step);
+    let (mut server, addr) =
+        WatchedServer::start_listening(&step, program!(), &["server", "127.0.0.1:0"]);
     let mut doomed = server.connect(&step, addr);
     let name = doomed.local_addr().to_string();
     server.expect_echo(&step, &mut doomed, b"hello\n", ONE_AT_A_TIME);

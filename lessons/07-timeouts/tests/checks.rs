@@ -673,8 +673,7 @@ fn step_12_the_server_program_keeps_its_limits() {
         "--message",
         "150",
     ];
-    let mut server = WatchedServer::start(program!(), &args);
-    let addr = server.listening_address(&step);
+    let (mut server, addr) = WatchedServer::start_listening(&step, program!(), &args);
     let (idle, message, write) = (ms(100), ms(150), ms(100));
     // Three troublesome clients at once, each read on a thread of its own.
     let silent = program_clients::Silent::connect(&step, addr, idle);

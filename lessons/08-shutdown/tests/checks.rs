@@ -809,8 +809,7 @@ fn step_17_ctrl_c_stops_the_program_well() {
         "--grace",
         "150",
     ];
-    let mut server = WatchedServer::start(program!(), &args);
-    let addr = server.listening_address(&step);
+    let (mut server, addr) = WatchedServer::start_listening(&step, program!(), &args);
     let mut idle = server.connect(&step, addr).patience(QUICK).named("idle");
     server.expect_echo(&step, &mut idle, b"I will stay\n", ONE_AT_A_TIME);
     let mut leaving = server.connect(&step, addr).patience(QUICK).named("leaving");

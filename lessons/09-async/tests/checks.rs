@@ -747,8 +747,7 @@ fn step_19_the_server_program_serves_clients_at_once() {
         CHAPTER,
     );
     let args = ["server", localhost::ipv6_if_any(), "--idle", "100"];
-    let mut server = WatchedServer::start(program!(), &args);
-    let addr = server.listening_address(&step);
+    let (mut server, addr) = WatchedServer::start_listening(&step, program!(), &args);
     let mut idle = server.connect(&step, addr);
     let mut busy = server.connect(&step, addr);
     server.expect_echo(&step, &mut busy, b"second client first\n", ONE_AT_A_TIME);
@@ -839,8 +838,8 @@ fn step_22_the_server_program_serves_a_thousand_clients_at_once() {
     // Each connection is a file in the check's process and one in the
     // server's: both may open as many as this process may (it is inherited).
     expect_room_for_files(&step, THOUSAND + 64);
-    let mut server = WatchedServer::start(program!(), &["server", "127.0.0.1:0"]);
-    let addr = server.listening_address(&step);
+    let (mut server, addr) =
+        WatchedServer::start_listening(&step, program!(), &["server", "127.0.0.1:0"]);
     let mut clients: Vec<Peer> = Vec::with_capacity(THOUSAND);
     while clients.len() < THOUSAND {
         let batch = BATCH.min(THOUSAND - clients.len());
@@ -929,8 +928,8 @@ fn step_23_the_client_program_talks_to_your_server_program() {
         "step 23: the lesson's clients talk to your server, two at once, while a third stays idle",
         CHAPTER,
     );
-    let mut server = WatchedServer::start(program!(), &["server", "127.0.0.1:0"]);
-    let addr = server.listening_address(&step);
+    let (mut server, addr) =
+        WatchedServer::start_listening(&step, program!(), &["server", "127.0.0.1:0"]);
     let _idle = server.connect(&step, addr);
     let inputs: [&'static [u8]; 2] = [
         b"one\n  two \t\r\n\xff\x00\n\nthree, no newline \xfe",

@@ -847,8 +847,8 @@ fn step_15_the_server_program_narrates_queries() {
         "step 15: `server` says whom it accepted, each query's mean, and an unknown type",
         CHAPTER,
     );
-    let mut server = WatchedServer::start(program!(), &["server", "127.0.0.1:0"]);
-    let addr = server.listening_address(&step);
+    let (mut server, addr) =
+        WatchedServer::start_listening(&step, program!(), &["server", "127.0.0.1:0"]);
     let mut client = server.connect(&step, addr).binary();
     send_all(&mut client, &[insert(1, 100), insert(2, 103), query(1, 2)]);
     expect_mean(&mut client, 101, SERVER_HANGS);
