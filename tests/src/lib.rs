@@ -32,6 +32,8 @@
 //!   hint for the first message it got wrong.
 //! - `on_tokio` (feature `tokio`, lesson 9 on): your async functions on a runtime
 //!   with one thread, several connections' tasks at once, std sockets handed to tokio.
+//! - [`hints`]: the hint ladders (`lessons/NN-step/hints.md`) that `cargo hint`
+//!   and `cargo seesaw` show, one level at a time.
 //! - [`run_state`]: prints each failure as it happens, stops the run after a
 //!   step that hung, and never buries a report under a backtrace.
 //! - [`workbook`]: the lessons, which one is current, and what a run of checks
