@@ -32,6 +32,9 @@
 //!   hint for the first message it got wrong.
 //! - `on_tokio` (feature `tokio`, lesson 9 on): your async functions on a runtime
 //!   with one thread, several connections' tasks at once, std sockets handed to tokio.
+//! - [`chat`]: members of a chat room (lessons 11 and 12): join as NAME
+//!   and hear who is present, say a line, expect `[NAME] text`, entries,
+//!   leaves, and silence.
 //! - [`hints`]: the hint ladders (`lessons/NN-step/hints.md`) that `cargo hint`
 //!   and `cargo seesaw` show, one level at a time.
 //! - [`run_state`]: prints each failure as it happens, stops the run after a
@@ -43,6 +46,7 @@
 pub mod accept_backoff;
 pub mod bounded;
 pub mod bytes;
+pub mod chat;
 pub mod echo_cases;
 pub mod fixtures;
 pub mod handed;

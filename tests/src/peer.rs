@@ -258,6 +258,11 @@ impl Peer {
         self.expect_line(message, hint);
     }
 
+    /// The step this peer reports to.
+    pub fn step(&self) -> &Step {
+        &self.step
+    }
+
     /// Reads one line and fails unless it is exactly `expected`.
     #[track_caller]
     pub fn expect_line(&mut self, expected: &[u8], hint: &str) {

@@ -43,26 +43,77 @@ pub fn in_background<T: Send + 'static>(
     let call = call.to_string();
     thread::spawn(move || {
         run_state::mark_student_thread();
-        match catch_unwind(AssertUnwindSafe(code)) {
-            Ok(value) => {
-                let _ = sender.send(value);
-            }
-            Err(panic) => {
-                let last = run_state::last_student_panic();
-                step.code_started();
-                step.code_finished(Some(Panic {
-                    call,
-                    message: format!("{} (at {})", panic_text(&*panic), last.location),
-                    location: last.location,
-                    backtrace: last.backtrace,
-                }));
-                // Only now is `sender` dropped: whoever sees the channel
-                // close finds the panic recorded.
-                drop(sender);
-            }
+        if let Some(value) = run_recorded(&step, &call, code) {
+            let _ = sender.send(value);
         }
+        // After a panic, only now is `sender` dropped: whoever sees the
+        // channel close finds the panic recorded.
     });
     outcome
+}
+
+/// Runs the student's `code` on this thread: `None` if it panicked, and
+/// then the panic is recorded in the step.
+fn run_recorded<T>(step: &Step, call: &str, code: impl FnOnce() -> T) -> Option<T> {
+    match catch_unwind(AssertUnwindSafe(code)) {
+        Ok(value) => Some(value),
+        Err(panic) => {
+            let last = run_state::last_student_panic();
+            step.code_started();
+            step.code_finished(Some(Panic {
+                call: call.to_string(),
+                message: format!("{} (at {})", panic_text(&*panic), last.location),
+                location: last.location,
+                backtrace: last.backtrace,
+            }));
+            None
+        }
+    }
+}
+
+/// A server's accept loop, run by the check on a listener of its own (on
+/// 127.0.0.1, a port the OS picks): each client is served by the student's
+/// `serve`, on a thread of its own, for ever. A panic in `serve` is recorded
+/// in the step, as [`in_background`] does, and the client's connection ends
+/// only after that: the check never sees the end before its cause. Returns
+/// where clients connect.
+///
+/// ```text
+/// let room = Arc::new(Room::new());
+/// let addr = serving::serve_each(&step, "serve_member(connection, &room)",
+///     move |connection| serve_member(connection, &room));
+/// ```
+pub fn serve_each(
+    step: &Step,
+    call: &str,
+    serve: impl Fn(TcpStream) -> anyhow::Result<()> + Send + Sync + 'static,
+) -> SocketAddr {
+    let listener =
+        TcpListener::bind("127.0.0.1:0").expect("the check could not listen on 127.0.0.1");
+    let addr = listener
+        .local_addr()
+        .expect("a bound listener has an address");
+    let serve = std::sync::Arc::new(serve);
+    let (step, call) = (step.clone(), call.to_string());
+    thread::spawn(move || {
+        for connection in listener.incoming() {
+            let Ok(connection) = connection else { continue };
+            // Held until the panic, if any, is recorded.
+            let held = connection.try_clone();
+            let (serve, step, call) = (serve.clone(), step.clone(), call.clone());
+            thread::spawn(move || {
+                run_state::mark_student_thread();
+                let served = run_recorded(&step, &call, || serve(connection));
+                // After a panic, the connection ends now (a thread of the
+                // student's may hold it too); else it closes as the student's
+                // code left it.
+                if let (None, Ok(held)) = (served, held) {
+                    let _ = held.shutdown(std::net::Shutdown::Both);
+                }
+            });
+        }
+    });
+    addr
 }
 
 /// How the server function ended (it should not).
@@ -260,6 +311,21 @@ mod tests {
         let server = start(&step, "quits(listener)", |_| Ok(())).if_it_returns("loop");
         let ended = server.ended_within(Duration::from_secs(1));
         assert_eq!(ended, Some(Ended::Returned("Ok(())".to_string())));
+    }
+
+    #[test]
+    fn serve_each_records_a_panic_before_the_connection_ends() {
+        let step = Step::new("serving: unit test", "none");
+        let addr = serve_each(&step, "greet(connection)", |mut connection| {
+            connection.write_all(b"hi\n")?;
+            panic!("not yet");
+        });
+        let mut client = TcpStream::connect(addr).unwrap();
+        let mut all = Vec::new();
+        client.read_to_end(&mut all).unwrap();
+        assert_eq!(all, b"hi\n");
+        let report = step.report().got("end of file").render();
+        assert!(report.contains("not yet"), "{report}");
     }
 
     #[test]

@@ -140,6 +140,7 @@ pub const STUB_FINGERPRINTS: &[(&str, u64)] = &[
     ("08-shutdown", 0x157b_afaa_b7c4_2c36),
     ("09-async", 0x4fe8_058e_e645_82a3),
     ("10-binary", 0x485f_d654_2478_0dd1),
+    ("11-chat", 0x14cd_57a4_e7ef_9efa),
 ];
 
 /// A 64-bit FNV-1a hash of the text, line by line, without line endings or
