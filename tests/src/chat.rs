@@ -125,10 +125,6 @@ impl Member {
     }
 
     /// Reads one line and fails unless it is a `*` line listing `others`.
-    pub fn expect_presence(&mut self, step: &Step, others: &[&str]) {
-        self.expect_presence_hinted(step, others, PRESENCE);
-    }
-
     fn expect_presence_hinted(&mut self, step: &Step, others: &[&str], hint: &str) {
         let line = self.peer.read_line();
         if line.end != End::Newline || !lists_exactly(&line.bytes, &self.name, others) {

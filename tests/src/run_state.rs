@@ -250,6 +250,22 @@ fn exit_report(title: &str, chapter: &str, what: &str) -> String {
     )
 }
 
+/// The C library's signal(), declared once for this crate (unix): the abort
+/// report installs a handler with it, and a watched program gets Ctrl-C back.
+#[cfg(unix)]
+pub(crate) mod c {
+    use std::ffi::c_int;
+
+    pub const SIGINT: c_int = 2;
+    pub const SIGABRT: c_int = 6;
+    /// The default action: the null handler.
+    pub const SIG_DFL: Option<extern "C" fn(c_int)> = None;
+
+    unsafe extern "C" {
+        pub fn signal(signal: c_int, handler: Option<extern "C" fn(c_int)>) -> usize;
+    }
+}
+
 /// On unix, an abort (SIGABRT) ends the process without running `atexit`
 /// handlers; a signal handler prints the report prepared when the step began.
 #[cfg(unix)]
@@ -257,12 +273,12 @@ mod abort_report {
     use std::ffi::c_int;
     use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 
+    use super::c::{SIGABRT, signal};
+
     static TEXT: AtomicPtr<u8> = AtomicPtr::new(std::ptr::null_mut());
     static LENGTH: AtomicUsize = AtomicUsize::new(0);
-    const SIGABRT: c_int = 6;
 
     unsafe extern "C" {
-        fn signal(signal: c_int, handler: Option<extern "C" fn(c_int)>) -> usize;
         fn write(fd: c_int, bytes: *const u8, count: usize) -> isize;
     }
 

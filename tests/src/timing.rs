@@ -60,7 +60,7 @@ pub struct Timed<T> {
 }
 
 /// Starts `code` on its own thread. `call` shows how it was called, for
-/// instance `dial_within("127.0.0.1:5555", 60 ms)`, in the reports.
+/// instance `dial_within(ADDR, 60 ms)`, in the reports.
 pub fn start<T: Send + 'static>(
     step: &Step,
     call: &str,

@@ -505,14 +505,9 @@ fn command_line(program: &std::path::Path, args: &[&str]) -> String {
 /// see the check's Ctrl-C.
 #[cfg(unix)]
 fn ctrl_c_as_in_a_terminal(command: &mut Command) {
-    use std::ffi::c_int;
     use std::os::unix::process::CommandExt;
-    unsafe extern "C" {
-        fn signal(signal: c_int, handler: Option<extern "C" fn(c_int)>) -> usize;
-    }
-    const SIGINT: c_int = 2;
-    // SIG_DFL is the null handler.
-    const SIG_DFL: Option<extern "C" fn(c_int)> = None;
+
+    use crate::run_state::c::{SIG_DFL, SIGINT, signal};
     // SAFETY: runs in the child between fork and exec, where only
     // async-signal-safe calls are allowed; signal() is one.
     unsafe {

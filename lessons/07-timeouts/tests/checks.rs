@@ -225,15 +225,7 @@ fn step_04_read_message_within_reads_whole_messages() {
     client.send(&lines.concat());
     // Three pieces with pauses: one read is not enough. The last piece
     // holds the start of the next message too.
-    for (index, piece) in [b"see".as_slice(), b"saw ", b"up and down\nsec"]
-        .iter()
-        .enumerate()
-    {
-        if index > 0 {
-            thread::sleep(PIECE_PAUSE);
-        }
-        client.send(piece);
-    }
+    client.send_in_pieces(&[b"see", b"saw ", b"up and down\nsec"]);
     client.send(b"ond\nthe last words \xfe");
     client.close_sending();
     let mut expected: Vec<Heard> = lines.iter().map(|l| Heard::Line(l.to_vec())).collect();
