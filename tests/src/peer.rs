@@ -41,12 +41,17 @@ impl Received {
     /// For failure messages: `b"hi\n"`, or `b"hi" and then end of file`.
     pub fn describe(&self) -> String {
         let bytes = show(&self.bytes);
-        match self.end {
-            End::Newline => bytes,
-            End::Closed => format!("{bytes} and then end of file (you closed the connection)"),
+        match (self.end, self.bytes.is_empty()) {
+            (End::Newline, _) => bytes,
+            (End::Closed, true) => "end of file at once (you closed the connection)".to_string(),
+            (End::Closed, false) => {
+                format!("{bytes} and then end of file (you closed the connection)")
+            }
             // How long the check waited is in the transcript.
-            End::TimedOut => format!("{bytes} and then nothing more before the deadline"),
-            End::Failed(kind) => format!("{bytes} and then an error: {kind}"),
+            (End::TimedOut, true) => "nothing before the deadline".to_string(),
+            (End::TimedOut, false) => format!("{bytes} and then nothing more before the deadline"),
+            (End::Failed(kind), true) => format!("nothing, and then an error: {kind}"),
+            (End::Failed(kind), false) => format!("{bytes} and then an error: {kind}"),
         }
     }
 }

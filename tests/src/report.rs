@@ -431,7 +431,9 @@ fn bounded_field(text: &str) -> String {
         })
         .collect();
     let kept = if lines.len() > 12 {
-        let mut kept = vec![format!("({} earlier lines not shown)", lines.len() - 12)];
+        let hidden = lines.len() - 12;
+        let noun = if hidden == 1 { "line" } else { "lines" };
+        let mut kept = vec![format!("({hidden} earlier {noun} not shown)")];
         kept.extend_from_slice(&lines[lines.len() - 12..]);
         kept
     } else {
