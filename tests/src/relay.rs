@@ -225,12 +225,14 @@ impl Pump {
                     self.transcript.add(format!(
                         "{who} → {whom}   end of file (shut down or closed)"
                     ));
-                    let _ = to.shutdown(Shutdown::Write);
+                    // Recorded before it is passed on, as bytes are: what the
+                    // other side does about it can never be recorded first.
                     self.record
                         .update(self.names.number, |carried| match self.direction {
                             Direction::ToServer => carried.client_closed = true,
                             Direction::ToClient => carried.server_closed = true,
                         });
+                    let _ = to.shutdown(Shutdown::Write);
                     return;
                 }
                 Ok(count) => {
