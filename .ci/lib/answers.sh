@@ -7,7 +7,9 @@
 # What a check may print on libtest's line `test NAME ... ` before its result:
 # marks in brackets (seesaw_checks::report): a part, or the whole check,
 # skipped on this machine (`[skipped: ...]`), or a failure whose cause an
-# earlier step reported (`[same cause as step 1: ...]`, then `FAILED`).
+# earlier step reported (`[same cause as step 1: ...]`, then `FAILED`), or on
+# another todo!() left in place (`[the todo!() in serve (...) is still there:
+# ...]`, then `FAILED`).
 skip_marks='(\[[^]]*\] *)* *'
 
 # Copies the workbook (without build output and .git) into $tree.

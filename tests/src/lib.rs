@@ -37,6 +37,10 @@
 //!   leaves, and silence.
 //! - [`hints`]: the hint ladders (`lessons/NN-step/hints.md`) that `cargo hint`
 //!   and `cargo seesaw` show, one level at a time.
+//! - [`harness`]: runs a lesson's checks in order, a line each, as libtest
+//!   does, without libtest's list of failed names at the end.
+//! - [`captured`]: what your code prints during a check, held back and shown
+//!   only if the check fails.
 //! - [`run_state`]: prints each failure as it happens, stops the run after a
 //!   step that hung, and never buries a report under a backtrace.
 //! - [`workbook`]: the lessons, which one is current, and what a run of checks
@@ -46,10 +50,12 @@
 pub mod accept_backoff;
 pub mod bounded;
 pub mod bytes;
+pub mod captured;
 pub mod chat;
 pub mod echo_cases;
 pub mod fixtures;
 pub mod handed;
+pub mod harness;
 pub mod hints;
 pub mod localhost;
 #[cfg(feature = "tokio")]

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use predicates::Predicate;
 
 use crate::peer::Peer;
-use crate::report::{Step, TODO_HINT};
+use crate::report::{ProgramWords, Step, TODO_HINT};
 use crate::{DEADLINE, START_DEADLINE};
 
 /// The path of this lesson's program, built by `cargo test`.
@@ -229,6 +229,8 @@ pub struct Server {
     seen: Vec<String>,
     /// How it ended, once seen.
     exit: Option<ExitStatus>,
+    /// Everything it prints on stderr, as it prints it, for the steps that hear it.
+    words: ProgramWords,
 }
 
 /// How long a failing check reads the last words of a program that has
@@ -248,8 +250,11 @@ impl Server {
             .expect("the check could not start the program");
         let stderr = child.stderr.take().expect("stderr is piped");
         let (sender, stderr_lines) = mpsc::channel();
+        let words = ProgramWords::default();
+        let heard = words.clone();
         thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                heard.add(&line);
                 if sender.send(line).is_err() {
                     break;
                 }
@@ -261,6 +266,7 @@ impl Server {
             stderr_lines,
             seen: Vec::new(),
             exit: None,
+            words,
         }
     }
 
@@ -268,6 +274,7 @@ impl Server {
     /// cannot, the server's last words (a panic?) say why, not a guess.
     #[track_caller]
     pub fn connect(&mut self, step: &Step, addr: SocketAddr) -> Peer {
+        step.hear_program(&self.words);
         match std::net::TcpStream::connect_timeout(&addr, DEADLINE) {
             Ok(stream) => {
                 step.transcript()
@@ -340,6 +347,7 @@ impl Server {
     /// Waits for the `listening on ADDR` line and returns ADDR.
     #[track_caller]
     pub fn listening_address(&mut self, step: &Step) -> SocketAddr {
+        step.hear_program(&self.words);
         let line = self.wait_for_line(step, "listening on ");
         let after = line.split("listening on ").nth(1).unwrap_or_default();
         let word = after.split_whitespace().next().unwrap_or_default();

@@ -28,6 +28,41 @@ pub struct Step {
     waited_out: Arc<AtomicBool>,
     /// Only the step the check itself made (not its clones) marks the end of the step.
     owner: bool,
+    /// What the lesson's programs this step started say, as they say it.
+    programs: Arc<Mutex<Vec<ProgramWords>>>,
+}
+
+/// The lines a running program prints, shared with the step that started it,
+/// so that any failure of the step can show the program's last words (its
+/// panic) whichever part of the check saw the failure.
+#[derive(Clone, Default)]
+pub struct ProgramWords(Arc<(Mutex<Vec<String>>, Condvar)>);
+
+impl ProgramWords {
+    /// One more line the program printed.
+    pub fn add(&self, line: &str) {
+        let (lines, changed) = &*self.0;
+        let mut lines = lines.lock().unwrap_or_else(|p| p.into_inner());
+        lines.push(line.to_string());
+        if lines.len() > 400 {
+            lines.drain(..200);
+        }
+        changed.notify_all();
+    }
+
+    /// Its panic, if it printed one or prints one within `wait`: a
+    /// program's thread prints its panic before the connection it served
+    /// closes, but the line may still be on its way to the check.
+    fn panic_within(&self, wait: Duration) -> Option<Panic> {
+        let (lines, changed) = &*self.0;
+        let lines = lines.lock().unwrap_or_else(|p| p.into_inner());
+        let (lines, _) = changed
+            .wait_timeout_while(lines, wait, |lines| {
+                panic_in_output(&lines.join("\n")).is_none()
+            })
+            .unwrap_or_else(|p| p.into_inner());
+        panic_in_output(&lines.join("\n"))
+    }
 }
 
 /// A panic of the student's code: the call, the message, and where it happened.
@@ -53,6 +88,9 @@ struct StudentCode {
 /// reports, so that a panic that closed the connection is shown as the cause.
 const SETTLE: Duration = Duration::from_millis(200);
 
+/// How long a failing check waits for a program's panic still on its way.
+const PROGRAM_SETTLE: Duration = Duration::from_millis(50);
+
 /// The most lines one report shows, and the most bytes.
 const MAX_LINES: usize = 58;
 const MAX_BYTES: usize = 7 * 1024;
@@ -66,6 +104,7 @@ impl Clone for Step {
             student_code: self.student_code.clone(),
             waited_out: self.waited_out.clone(),
             owner: false,
+            programs: self.programs.clone(),
         }
     }
 }
@@ -95,6 +134,7 @@ impl Step {
             student_code: Arc::default(),
             waited_out: Arc::default(),
             owner: true,
+            programs: Arc::default(),
         };
         if let Some(hung) = run_state::hung_step() {
             run_state::stop_after_hang(&hung);
@@ -119,6 +159,23 @@ impl Step {
         self.student_code.0.lock().unwrap().running += 1;
     }
 
+    /// Listens to a lesson's program this step started: if the step fails,
+    /// the program's panic is the cause, shown first.
+    pub fn hear_program(&self, words: &ProgramWords) {
+        let mut programs = self.programs.lock().unwrap();
+        if !programs.iter().any(|heard| Arc::ptr_eq(&heard.0, &words.0)) {
+            programs.push(words.clone());
+        }
+    }
+
+    /// The first panic of a program this step started.
+    fn program_panic(&self) -> Option<Panic> {
+        let programs = self.programs.lock().unwrap().clone();
+        programs
+            .iter()
+            .find_map(|words| words.panic_within(PROGRAM_SETTLE))
+    }
+
     /// Notes that the student's code has finished, and its panic if it panicked.
     /// Any failure of this step then shows the panic first: it is the real cause.
     pub fn code_finished(&self, panic: Option<Panic>) {
@@ -131,17 +188,24 @@ impl Step {
 
     /// The panics of the student's code, once its threads have finished or
     /// [`SETTLE`] has passed.
+    /// Panics seen by the panic hook only (on a thread the student's code
+    /// started, or not yet recorded by the check) count when there is no other.
     fn settled_panics(&self) -> Vec<Panic> {
         let (state, changed) = &*self.student_code;
         let state = state.lock().unwrap();
-        if self.waited_out.load(Ordering::SeqCst) {
+        let mut panics = if self.waited_out.load(Ordering::SeqCst) {
             // The code hangs: it will not finish now, and a panic would already be here.
-            return state.panics.clone();
+            state.panics.clone()
+        } else {
+            let (state, _) = changed
+                .wait_timeout_while(state, SETTLE, |state| state.running > 0)
+                .unwrap();
+            state.panics.clone()
+        };
+        if panics.is_empty() {
+            panics.extend(run_state::stray_panics().into_iter().take(1));
         }
-        let (state, _) = changed
-            .wait_timeout_while(state, SETTLE, |state| state.running > 0)
-            .unwrap();
-        state.panics.clone()
+        panics
     }
 
     /// The transcript this step's peers write to.
@@ -320,12 +384,24 @@ impl Report {
     /// the same cause (a panic at the same place), the message is one mark
     /// on libtest's line instead: that report says it all already.
     #[track_caller]
-    pub fn fail(self) -> ! {
+    pub fn fail(mut self) -> ! {
         if self.step.waited_out.load(Ordering::SeqCst) {
             run_state::step_hung(&self.step.title);
         }
         let panics = self.step.settled_panics();
+        if self.program_panic.is_none()
+            && let Some(panic) = self.step.program_panic()
+        {
+            // What the program printed decides the hint, before the network.
+            self.lines.push((
+                "panicked",
+                format!("your program panicked: {}", panic.message),
+            ));
+            self.observed = Some(panic_hint(&panic.message).to_string());
+            self.program_panic = Some(panic);
+        }
         if let Some(mark) = self.same_cause_mark(&panics) {
+            run_state::step_marked();
             std::panic::panic_any(ReportText(mark))
         }
         std::panic::panic_any(ReportText(self.render_with(panics)))
@@ -334,12 +410,21 @@ impl Report {
     /// The mark `[same cause as step 1: the todo!() in listen (FILE:LINE)] `
     /// if an earlier step failed for the cause of this failure; else this
     /// cause is remembered for the steps to come.
+    /// Another `todo!()` than an earlier step's is one mark too: where it
+    /// is (`[the todo!() in serve (src/lib.rs:106) is still there: what to do,
+    /// as at step 1] `); the step that reported the first says what to do.
     fn same_cause_mark(&self, panics: &[Panic]) -> Option<String> {
         let panic = panics.first().or(self.program_panic.as_ref())?;
         let step = self.step.title.split(':').next().unwrap_or_default();
-        let earlier =
-            run_state::earlier_step_with_cause(&panic.location, &describe_cause(panic), step)?;
-        Some(same_cause_mark(&earlier.0, &earlier.1))
+        let words = describe_cause(panic);
+        let todo = is_todo(&panic.message);
+        if let Some(earlier) =
+            run_state::earlier_step_with_cause(&panic.location, &words, todo, step)
+        {
+            return Some(same_cause_mark(&earlier.0, &earlier.1));
+        }
+        let first_todo = run_state::earlier_todo_step(step).filter(|_| todo)?;
+        Some(another_todo_mark(&first_todo, &words))
     }
 
     /// The message, as it will be printed.
@@ -357,10 +442,11 @@ impl Report {
         }
         let mut backtraces = Vec::new();
         for panic in panics {
-            lines.push((
-                "panicked",
-                format!("{} panicked: {}", panic.call, panic.message),
-            ));
+            let call = match panic.call.is_empty() {
+                true => "your code",
+                false => &panic.call,
+            };
+            lines.push(("panicked", format!("{call} panicked: {}", panic.message)));
             hint = Some(panic_hint(&panic.message).to_string());
             backtraces.extend(panic.backtrace);
         }
@@ -667,6 +753,14 @@ pub fn same_cause_mark(step: &str, cause: &str) -> String {
     format!("{SAME_CAUSE}{step}: {cause}] ")
 }
 
+/// The mark of a step that failed on another `todo!()` than the one an
+/// earlier `step` reported: `[the todo!() in serve (src/lib.rs:106) is still
+/// there: what to do, as at step 1] `. It still fails.
+pub fn another_todo_mark(step: &str, cause: &str) -> String {
+    let cause = cause.replace(['[', ']', '\n'], " ");
+    format!("[{cause} is still there: what to do, as at {step}] ")
+}
+
 /// The start of the mark of a check that failed for an earlier step's cause.
 pub const SAME_CAUSE: &str = "[same cause as ";
 
@@ -676,7 +770,8 @@ fn describe_cause(panic: &Panic) -> String {
         true => "the todo!()",
         false => "the panic",
     };
-    let function = panic.call.split('(').next().unwrap_or_default();
+    // `read_message(..)` or `read_message on the input b"..."`: the name alone.
+    let function = panic.call.split(['(', ' ']).next().unwrap_or_default();
     match function.is_empty() {
         true => format!("{what} at {}", panic.location),
         false => format!("{what} in {function} ({})", panic.location),

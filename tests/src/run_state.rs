@@ -15,7 +15,6 @@
 //!   where it panicked in an earlier step says so in one line.
 
 use std::cell::RefCell;
-use std::io::Write;
 use std::panic::PanicHookInfo;
 use std::sync::{Mutex, Once};
 
@@ -27,6 +26,11 @@ struct RunState {
     current: Option<(String, String)>,
     /// The first step that hung and failed.
     hung: Option<String>,
+    /// The running step failed with a one-line mark, not a report.
+    marked: bool,
+    /// Panics in the student's code on threads it started itself, during
+    /// the running step.
+    stray_panics: Vec<crate::report::Panic>,
     /// The causes of failures so far (where the code panicked), each with
     /// the step that reported it and the cause in words.
     causes: Vec<Cause>,
@@ -37,11 +41,15 @@ struct Cause {
     location: String,
     step: String,
     words: String,
+    /// A `todo!()` left in place.
+    todo: bool,
 }
 
 static STATE: Mutex<RunState> = Mutex::new(RunState {
     current: None,
     hung: None,
+    marked: false,
+    stray_panics: Vec::new(),
     causes: Vec::new(),
 });
 
@@ -52,13 +60,42 @@ fn state() -> std::sync::MutexGuard<'static, RunState> {
 }
 
 pub(crate) fn step_started(title: &str, chapter: &str) {
-    state().current = Some((title.to_string(), chapter.to_string()));
+    let mut state = state();
+    state.current = Some((title.to_string(), chapter.to_string()));
+    state.marked = false;
+    state.stray_panics.clear();
+    drop(state);
     abort_report::prepare(&exit_report(title, chapter, ABORTED));
 }
 
 pub(crate) fn step_ended() {
     state().current = None;
     abort_report::prepare("");
+}
+
+/// The panics of the student's code during the running step, as they
+/// happened: on threads it started itself (a thread a connection, say),
+/// which the checks do not watch, and on the checks' threads before the
+/// check has recorded them. Either way the panic is the cause of what the
+/// check saw.
+pub(crate) fn stray_panics() -> Vec<crate::report::Panic> {
+    state().stray_panics.clone()
+}
+
+/// True for a panic in the student's code rather than the checks', std's
+/// or a library's: its file is a relative path outside the support crate.
+fn in_students_code(location: &str) -> bool {
+    !location.is_empty() && !location.starts_with('/') && !location.starts_with("tests/")
+}
+
+/// The running step failed with a one-line mark: an earlier report says it all.
+pub(crate) fn step_marked() {
+    state().marked = true;
+}
+
+/// Whether the last step failed with a one-line mark rather than a report.
+pub(crate) fn last_step_marked() -> bool {
+    state().marked
 }
 
 pub(crate) fn step_hung(title: &str) {
@@ -75,6 +112,7 @@ pub(crate) fn hung_step() -> Option<String> {
 pub(crate) fn earlier_step_with_cause(
     location: &str,
     words: &str,
+    todo: bool,
     step: &str,
 ) -> Option<(String, String)> {
     let mut state = state();
@@ -85,8 +123,17 @@ pub(crate) fn earlier_step_with_cause(
         location: location.to_string(),
         step: step.to_string(),
         words: words.to_string(),
+        todo,
     });
     None
+}
+
+/// The step that reported a `todo!()` in full before `step` did, if any: a
+/// later `todo!()` needs no second full report, its place says it all.
+pub(crate) fn earlier_todo_step(step: &str) -> Option<String> {
+    let state = state();
+    let first = state.causes.iter().find(|cause| cause.todo)?;
+    (first.step != step).then(|| first.step.clone())
 }
 
 /// Ends the run of checks after a step hung: says so, and exits, so that no
@@ -160,13 +207,25 @@ fn on_panic(info: &PanicHookInfo) {
         });
         true
     });
+    let message = crate::bounded::panic_text(info.payload());
+    // Noted now, before the panic unwinds: unwinding closes the student's
+    // sockets, and a check that sees them close may report at once.
+    let mut state = state();
+    if state.current.is_some() && (is_student_thread || in_students_code(&location)) {
+        state.stray_panics.push(crate::report::Panic {
+            call: String::new(),
+            message: format!("{message} (at {location})"),
+            location: location.clone(),
+            backtrace: None,
+        });
+    }
+    drop(state);
     if is_student_thread {
         // The check's report shows this panic as the cause of the failure.
         return;
     }
     // Any other panic, for instance on a thread your code started: said in one
-    // line, captured by the test harness, shown if the check fails.
-    let message = crate::bounded::panic_text(info.payload());
+    // line, held back with your code's output, shown if the check fails.
     let thread = std::thread::current();
     let name = thread.name().unwrap_or("unnamed");
     eprintln!("thread '{name}' panicked at {location}: {message}");
@@ -304,7 +363,7 @@ mod abort_report {
         if length > 0 && !text.is_null() {
             // SAFETY: `text` points to `length` leaked bytes that are never freed.
             unsafe {
-                write(2, text, length);
+                write(crate::captured::terminal_stderr(), text, length);
             }
         }
         // Returning lets abort() go on and end the process.
@@ -321,13 +380,8 @@ mod abort_report {
 /// so it shows now, not after every later check. `cargo progress` reads
 /// libtest's lines on stdout, so it asks for reports there too.
 pub(crate) fn print_now(text: &str) {
-    if std::env::var_os("SEESAW_REPORTS_TO_STDOUT").is_some() {
-        let mut stdout = std::io::stdout().lock();
-        let _ = stdout.write_all(text.as_bytes());
-        let _ = stdout.flush();
-    } else {
-        let _ = std::io::stderr().write_all(text.as_bytes());
-    }
+    let to_stdout = std::env::var_os("SEESAW_REPORTS_TO_STDOUT").is_some();
+    crate::captured::write_to_terminal(text, to_stdout);
 }
 
 #[cfg(test)]

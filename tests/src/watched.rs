@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use crate::DEADLINE;
 use crate::bytes::show;
 use crate::peer::{End, Peer};
-use crate::report::{Report, Step, hint_for_received};
+use crate::report::{ProgramWords, Report, Step, hint_for_received};
 
 /// One line the server printed.
 #[derive(Clone)]
@@ -54,6 +54,8 @@ pub struct WatchedServer {
     output_ended: bool,
     /// How it ended, once seen.
     exit: Option<std::process::ExitStatus>,
+    /// Everything it prints, as it prints it, for the steps that hear it.
+    words: ProgramWords,
 }
 
 impl WatchedServer {
@@ -73,6 +75,7 @@ impl WatchedServer {
         args: &[&str],
     ) -> (WatchedServer, std::net::SocketAddr) {
         let mut server = WatchedServer::start(program, args);
+        step.hear_program(&server.words);
         let addr = server.listening_address(step);
         (server, addr)
     }
@@ -110,8 +113,9 @@ impl WatchedServer {
         let (sender, lines) = mpsc::channel();
         let stdout = child.stdout.take().expect("stdout is piped");
         let stderr = child.stderr.take().expect("stderr is piped");
-        forward_lines(stdout, true, sender.clone());
-        forward_lines(stderr, false, sender);
+        let words = ProgramWords::default();
+        forward_lines(stdout, true, sender.clone(), words.clone());
+        forward_lines(stderr, false, sender, words.clone());
         WatchedServer {
             child,
             command: shown,
@@ -121,6 +125,7 @@ impl WatchedServer {
             count: 0,
             output_ended: false,
             exit: None,
+            words,
         }
     }
 
@@ -312,6 +317,7 @@ impl WatchedServer {
     /// it still runs.
     #[track_caller]
     pub fn connect(&mut self, step: &Step, addr: std::net::SocketAddr) -> Peer {
+        step.hear_program(&self.words);
         self.expect_running(step);
         match std::net::TcpStream::connect_timeout(&addr, DEADLINE) {
             Ok(stream) => {
@@ -458,7 +464,13 @@ impl WatchedServer {
 }
 
 /// Sends each line `output` prints, with the time it came.
-fn forward_lines(output: impl Read + Send + 'static, stdout: bool, sender: mpsc::Sender<Line>) {
+/// Each line also goes to `words`, at once, for any report of the step.
+fn forward_lines(
+    output: impl Read + Send + 'static,
+    stdout: bool,
+    sender: mpsc::Sender<Line>,
+    words: ProgramWords,
+) {
     thread::spawn(move || {
         let mut output = BufReader::new(output);
         let mut text = Vec::new();
@@ -474,6 +486,7 @@ fn forward_lines(output: impl Read + Send + 'static, stdout: bool, sender: mpsc:
                 text: String::from_utf8_lossy(&text).trim_end().to_string(),
                 stdout,
             };
+            words.add(&line.text);
             if sender.send(line).is_err() {
                 break;
             }

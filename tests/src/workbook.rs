@@ -215,10 +215,10 @@ impl Summary {
         let mut failures: Vec<Failure> = Vec::new();
         let mut running: Option<Failure> = None;
         for line in output.lines() {
-            if let Some(count) = line
-                .strip_prefix("running ")
-                .and_then(|rest| rest.strip_suffix(" tests"))
-            {
+            if let Some(count) = line.strip_prefix("running ").and_then(|rest| {
+                rest.strip_suffix(" tests")
+                    .or_else(|| rest.strip_suffix(" test"))
+            }) {
                 total += count.parse::<usize>().unwrap_or(0);
             } else if let Some(rest) = line.strip_prefix("test ") {
                 let (rest, skipped_whole) = without_skip_marks(rest);

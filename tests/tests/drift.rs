@@ -184,6 +184,36 @@ fn given_code_equals_the_reference_it_comes_from() {
     );
 }
 
+/// The `[[test]]` section named `checks` of a Cargo.toml, up to the next section.
+fn checks_section(manifest: &str) -> Option<&str> {
+    let start = manifest.find("[[test]]\nname = \"checks\"")?;
+    let rest = &manifest[start + 1..];
+    Some(&rest[..rest.find("\n[").unwrap_or(rest.len())])
+}
+
+/// Under Rust's standard harness the checks' `main` would never run, and
+/// `cargo test` would say `0 passed ... ok`: a pass that checked nothing.
+#[test]
+fn every_lesson_and_reference_runs_its_checks_under_the_support_crates_harness() {
+    let mut missing = Vec::new();
+    for folder in lesson_folders() {
+        for side in ["lessons", "solutions"] {
+            let path = root().join(side).join(&folder).join("Cargo.toml");
+            let manifest = read(&path);
+            let harnessed = checks_section(&manifest)
+                .is_some_and(|section| section.lines().any(|line| line == "harness = false"));
+            if !harnessed {
+                missing.push(path.display().to_string());
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "these need a [[test]] named checks, with harness = false (seesaw_checks::harness):\n  {}",
+        missing.join("\n  ")
+    );
+}
+
 #[test]
 fn items_are_found_by_indentation() {
     let source = "/// doc\npub fn one() -> u8 {\n    1\n}\n\npub const TWO: u8 = 2;\n\

@@ -83,7 +83,6 @@ fn expect_listening_on(step: &Step, addr: &str, wanted: impl Fn(SocketAddr) -> b
     expect_connectable(step, actual);
 }
 
-#[test]
 fn step_1_listen_on_the_address_you_are_given() {
     let step = Step::new(
         "step 1: listen on exactly the address you are given",
@@ -98,7 +97,6 @@ fn step_1_listen_on_the_address_you_are_given() {
     );
 }
 
-#[test]
 fn step_2_listen_on_ipv6_loopback_too() {
     let step = Step::new(
         "step 2: listen on an IPv6 address, [::1]:0, as well",
@@ -133,7 +131,6 @@ fn expect_reported(step: &Step, addr: &str) {
     }
 }
 
-#[test]
 fn step_3_report_the_port_the_os_picked() {
     let step = Step::new(
         "step 3: bound_address tells which port the OS picked for port 0, on IPv4 and IPv6",
@@ -142,7 +139,6 @@ fn step_3_report_the_port_the_os_picked() {
     localhost::on_each_loopback(&step, |addr| expect_reported(&step, addr));
 }
 
-#[test]
 fn step_4_an_address_in_use_is_an_error_that_names_it() {
     let step = Step::new(
         "step 4: listening on an address already in use is an error naming it",
@@ -188,7 +184,6 @@ fn step_4_an_address_in_use_is_an_error_that_names_it() {
     }
 }
 
-#[test]
 fn step_5_a_malformed_address_is_an_error() {
     let step = Step::new(
         "step 5: a malformed address is an error naming it, not a panic",
@@ -244,7 +239,6 @@ fn expect_program_listens(step: &Step, addr: &str) {
     }
 }
 
-#[test]
 fn step_6_the_program_listens_until_stopped() {
     let step = Step::new(
         "step 6: the program prints `listening on ADDR` and keeps listening, on IPv4 and IPv6",
@@ -253,7 +247,6 @@ fn step_6_the_program_listens_until_stopped() {
     localhost::on_each_loopback(&step, |addr| expect_program_listens(&step, addr));
 }
 
-#[test]
 fn step_7_the_program_explains_an_address_in_use() {
     let step = Step::new(
         "step 7: the program explains an address in use in one line, exit code 1",
@@ -273,7 +266,6 @@ fn step_7_the_program_explains_an_address_in_use() {
     finished.expect_one_line_error(&step, &[&addr, "in use"]);
 }
 
-#[test]
 fn step_8_the_program_explains_a_bad_address() {
     let step = Step::new(
         "step 8: the program explains a malformed address in one line naming it, exit code 1",
@@ -281,3 +273,14 @@ fn step_8_the_program_explains_a_bad_address() {
     );
     run(program!(), &["localhost"], b"").expect_one_line_error(&step, &["localhost", "IP:PORT"]);
 }
+
+seesaw_checks::checks![
+    step_1_listen_on_the_address_you_are_given,
+    step_2_listen_on_ipv6_loopback_too,
+    step_3_report_the_port_the_os_picked,
+    step_4_an_address_in_use_is_an_error_that_names_it,
+    step_5_a_malformed_address_is_an_error,
+    step_6_the_program_listens_until_stopped,
+    step_7_the_program_explains_an_address_in_use,
+    step_8_the_program_explains_a_bad_address,
+];

@@ -141,7 +141,6 @@ fn peer_hint(peer: SocketAddr, connection: &TcpStream) -> String {
     }
 }
 
-#[test]
 fn step_1_accept_waits_for_a_client() {
     let step = Step::new("step 1: accept_one waits until a client connects", CHAPTER);
     let (listener, addr) = check_listener("127.0.0.1:0");
@@ -168,7 +167,6 @@ fn step_1_accept_waits_for_a_client() {
     expect_peer(&step, &client, peer, &connection);
 }
 
-#[test]
 fn step_2_accept_two_clients_in_a_row() {
     let step = Step::new(
         "step 2: clients are accepted one a call, in the order they came, each with its own address",
@@ -220,7 +218,6 @@ const ACCEPTED: Handed = Handed {
     business: "It must only accept; what to say to the client is the server's business, later.",
 };
 
-#[test]
 fn step_3_the_connection_works_both_ways() {
     let step = Step::new(
         "step 3: the connection accept_one returns carries bytes both ways, exactly, with no timeout set",
@@ -261,7 +258,6 @@ fn expect_no_timeouts(step: &Step, connection: &TcpStream) {
     }
 }
 
-#[test]
 fn step_4_accept_on_ipv6_too() {
     let step = Step::new(
         "step 4: accept_one works on an IPv6 listener, and returns the client's IPv6 address",
@@ -287,7 +283,6 @@ fn not_listening() -> TcpListener {
     return TcpListener::from(std::os::windows::io::OwnedSocket::from(connection));
 }
 
-#[test]
 fn step_5_a_failed_accept_is_an_error() {
     let step = Step::new(
         "step 5: when accepting fails, accept_one returns an error that says so, not a panic",
@@ -370,7 +365,6 @@ fn expect_program_accepts(step: &Step, addr: &str) {
     }
 }
 
-#[test]
 fn step_6_the_program_says_who_connected() {
     let step = Step::new(
         "step 6: the program prints `accepted PEER` for each client and closes its connection",
@@ -379,7 +373,6 @@ fn step_6_the_program_says_who_connected() {
     localhost::on_each_loopback(&step, |addr| expect_program_accepts(&step, addr));
 }
 
-#[test]
 fn step_7_the_program_explains_an_address_in_use() {
     let step = Step::new(
         "step 7: the program explains an address in use in one line, exit code 1",
@@ -387,3 +380,13 @@ fn step_7_the_program_explains_an_address_in_use() {
     );
     expect_address_in_use_explained(&step, program!(), &[]);
 }
+
+seesaw_checks::checks![
+    step_1_accept_waits_for_a_client,
+    step_2_accept_two_clients_in_a_row,
+    step_3_the_connection_works_both_ways,
+    step_4_accept_on_ipv6_too,
+    step_5_a_failed_accept_is_an_error,
+    step_6_the_program_says_who_connected,
+    step_7_the_program_explains_an_address_in_use,
+];

@@ -108,7 +108,6 @@ fn dial_and_compare(step: &Step, listener: &TcpListener, text: &str, refused_hin
     expect_reached(step, listener, &connection, &did);
 }
 
-#[test]
 fn step_1_connect_to_the_server() {
     let step = Step::new(
         "step 1: dial connects to the server at the address you are given",
@@ -121,7 +120,6 @@ fn step_1_connect_to_the_server() {
     dial_and_compare(&step, &listener, &addr.to_string(), None);
 }
 
-#[test]
 fn step_2_connect_over_ipv6() {
     let step = Step::new(
         "step 2: dial connects to an IPv6 address, [::1]:PORT, as well",
@@ -137,7 +135,6 @@ fn step_2_connect_over_ipv6() {
     dial_and_compare(&step, &listener, &addr.to_string(), None);
 }
 
-#[test]
 fn step_3_connect_by_name_trying_every_address() {
     let step = Step::new(
         "step 3: dial connects by name, localhost:PORT, whichever address of localhost listens",
@@ -173,7 +170,6 @@ const DIALLED: Handed = Handed {
     business: "It must only connect; what to say to the server is the client's business, later.",
 };
 
-#[test]
 fn step_4_the_connection_works_both_ways() {
     let step = Step::new(
         "step 4: the connection dial returns carries bytes both ways, exactly",
@@ -235,7 +231,6 @@ fn expect_refused(step: &Step, nowhere: &str) {
     }
 }
 
-#[test]
 fn step_5_refused_is_an_error_that_names_the_address() {
     let step = Step::new(
         "step 5: dialling where nothing listens is an error: refused, naming the address",
@@ -247,7 +242,6 @@ fn step_5_refused_is_an_error_that_names_the_address() {
     }
 }
 
-#[test]
 fn step_6_a_malformed_address_is_an_error() {
     let step = Step::new(
         "step 6: a malformed address is an error naming it, not a panic",
@@ -310,7 +304,6 @@ fn expect_program_connects(step: &Step, listener: &TcpListener) {
     }
 }
 
-#[test]
 fn step_7_the_program_says_where_it_connected() {
     let step = Step::new(
         "step 7: the program prints `connected to REMOTE from LOCAL` and exits 0, IPv4 and IPv6",
@@ -324,7 +317,6 @@ fn step_7_the_program_says_where_it_connected() {
     }
 }
 
-#[test]
 fn step_8_the_program_explains_a_refused_connection() {
     let step = Step::new(
         "step 8: the program explains a refused connection in one line, exit code 1",
@@ -334,7 +326,6 @@ fn step_8_the_program_explains_a_refused_connection() {
     run(program!(), &[&nowhere], b"").expect_one_line_error(&step, &[&nowhere, "refused"]);
 }
 
-#[test]
 fn step_9_the_program_explains_a_bad_argument() {
     let step = Step::new(
         "step 9: the program explains a malformed address in one line naming it, exit code 1",
@@ -345,3 +336,15 @@ fn step_9_the_program_explains_a_bad_argument() {
     let bad = "10.11.12.13";
     run(program!(), &[bad], b"").expect_one_line_error(&step, &[bad, "HOST:PORT"]);
 }
+
+seesaw_checks::checks![
+    step_1_connect_to_the_server,
+    step_2_connect_over_ipv6,
+    step_3_connect_by_name_trying_every_address,
+    step_4_the_connection_works_both_ways,
+    step_5_refused_is_an_error_that_names_the_address,
+    step_6_a_malformed_address_is_an_error,
+    step_7_the_program_says_where_it_connected,
+    step_8_the_program_explains_a_refused_connection,
+    step_9_the_program_explains_a_bad_argument,
+];

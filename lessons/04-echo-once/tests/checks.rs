@@ -71,7 +71,6 @@ const AWKWARD_MESSAGES: [&[u8]; 7] = [
 
 // Your server_turn, with the check as its client.
 
-#[test]
 fn step_01_the_server_echoes_a_message() {
     let step = Step::new(
         "step 1: server_turn reads a message and writes it back",
@@ -82,7 +81,6 @@ fn step_01_the_server_echoes_a_message() {
     expect_echo(&step, client, turn, b"hello\n", b"hello\n");
 }
 
-#[test]
 fn step_02_the_server_echoes_bytes_exactly() {
     let step = Step::new(
         "step 2: server_turn echoes any bytes exactly: not only UTF-8, NUL, 0xFF, spaces, \\r",
@@ -105,7 +103,6 @@ fn step_02_the_server_echoes_bytes_exactly() {
     }
 }
 
-#[test]
 fn step_03_the_server_reads_the_whole_message_in_pieces() {
     let step = Step::new(
         "step 3: server_turn reads up to the newline, however the message comes: whole, in pieces, or longer than any buffer",
@@ -121,7 +118,6 @@ fn step_03_the_server_reads_the_whole_message_in_pieces() {
     expect_long_echo(&step, &xs(100_000, b"\n"));
 }
 
-#[test]
 fn step_04_the_server_echoes_one_message_only() {
     let step = Step::new(
         "step 4: server_turn echoes one message, even when two arrive at once",
@@ -132,7 +128,6 @@ fn step_04_the_server_echoes_one_message_only() {
     expect_echo(&step, client, turn, b"one\ntwo\n", b"one\n");
 }
 
-#[test]
 fn step_05_the_server_echoes_a_tail_without_newline() {
     let step = Step::new(
         "step 5: server_turn echoes the last bytes as they are when the client closes before a newline",
@@ -149,7 +144,6 @@ fn step_05_the_server_echoes_a_tail_without_newline() {
     }
 }
 
-#[test]
 fn step_06_the_server_handles_a_client_that_sends_nothing() {
     let step = Step::new(
         "step 6: server_turn returns an empty message when the client closes without sending anything",
@@ -190,7 +184,6 @@ fn step_06_the_server_handles_a_client_that_sends_nothing() {
     }
 }
 
-#[test]
 fn step_07_the_server_reports_a_client_that_vanishes() {
     let step = Step::new(
         "step 7: server_turn returns an error, not a panic, when the client resets the connection",
@@ -220,7 +213,6 @@ fn step_07_the_server_reports_a_client_that_vanishes() {
 
 // Your client_turn, with the check as its server.
 
-#[test]
 fn step_08_the_client_sends_and_reads_the_reply() {
     let step = Step::new(
         "step 8: client_turn sends the message, then returns the reply",
@@ -234,7 +226,6 @@ fn step_08_the_client_sends_and_reads_the_reply() {
     );
 }
 
-#[test]
 fn step_09_the_client_keeps_bytes_exact() {
     let step = Step::new(
         "step 9: client_turn keeps any bytes exactly, both ways, to the very last byte",
@@ -249,7 +240,6 @@ fn step_09_the_client_keeps_bytes_exact() {
     client_turn_answered(&step, b"last bytes?\n", b"half a character \xc3\n", hint);
 }
 
-#[test]
 fn step_10_the_client_reads_a_reply_of_any_length() {
     let step = Step::new(
         "step 10: client_turn reads the reply up to its newline, longer or shorter than the message",
@@ -265,7 +255,6 @@ fn step_10_the_client_reads_a_reply_of_any_length() {
     client_turn_answered(&step, b"a message longer than its reply\n", b"ok\n", hint);
 }
 
-#[test]
 fn step_11_the_client_waits_for_a_late_reply_in_pieces() {
     let step = Step::new(
         "step 11: client_turn waits for the whole reply, even when it comes late and in pieces",
@@ -293,7 +282,6 @@ fn step_11_the_client_waits_for_a_late_reply_in_pieces() {
     );
 }
 
-#[test]
 fn step_12_the_client_reports_a_server_that_closes_without_replying() {
     let step = Step::new(
         "step 12: client_turn is an error when the server closes without replying",
@@ -364,7 +352,6 @@ fn expect_program_echo(step: &Step, server: &mut WatchedServer, addr: SocketAddr
     }
 }
 
-#[test]
 fn step_13_the_server_program_echoes_one_message_per_connection() {
     let step = Step::new(
         "step 13: `server` echoes one message on each connection, says so, and closes it",
@@ -445,7 +432,6 @@ fn expect_client_program(step: &Step, listen_on: &str, stdin: &[u8], line: &[u8]
     }
 }
 
-#[test]
 fn step_14_the_client_program_sends_a_line_and_prints_the_reply() {
     let step = Step::new(
         "step 14: `client` sends one line of stdin, newline added, and prints the reply",
@@ -462,7 +448,6 @@ fn step_14_the_client_program_sends_a_line_and_prints_the_reply() {
     }
 }
 
-#[test]
 fn step_15_the_client_program_explains_a_server_that_closes() {
     let step = Step::new(
         "step 15: `client` explains a server that closes without replying, exit code 1",
@@ -484,7 +469,6 @@ fn step_15_the_client_program_explains_a_server_that_closes() {
     finished.expect_one_line_error(&step, &[]);
 }
 
-#[test]
 fn step_16_the_client_program_explains_a_refused_connection() {
     let step = Step::new(
         "step 16: `client` explains a refused connection in one line, exit code 1",
@@ -497,7 +481,6 @@ fn step_16_the_client_program_explains_a_refused_connection() {
 
 // Your own seesaw: your client, the check in the middle, your server.
 
-#[test]
 fn step_17_your_client_talks_to_your_server() {
     let step = Step::new(
         "step 17: your own seesaw: your `client` talks to your `server`",
@@ -537,3 +520,23 @@ fn step_17_your_client_talks_to_your_server() {
         .observed(blame)
         .fail();
 }
+
+seesaw_checks::checks![
+    step_01_the_server_echoes_a_message,
+    step_02_the_server_echoes_bytes_exactly,
+    step_03_the_server_reads_the_whole_message_in_pieces,
+    step_04_the_server_echoes_one_message_only,
+    step_05_the_server_echoes_a_tail_without_newline,
+    step_06_the_server_handles_a_client_that_sends_nothing,
+    step_07_the_server_reports_a_client_that_vanishes,
+    step_08_the_client_sends_and_reads_the_reply,
+    step_09_the_client_keeps_bytes_exact,
+    step_10_the_client_reads_a_reply_of_any_length,
+    step_11_the_client_waits_for_a_late_reply_in_pieces,
+    step_12_the_client_reports_a_server_that_closes_without_replying,
+    step_13_the_server_program_echoes_one_message_per_connection,
+    step_14_the_client_program_sends_a_line_and_prints_the_reply,
+    step_15_the_client_program_explains_a_server_that_closes,
+    step_16_the_client_program_explains_a_refused_connection,
+    step_17_your_client_talks_to_your_server,
+];

@@ -70,7 +70,6 @@ fn read_found(input: &mut Input) -> anyhow::Result<Found> {
     })
 }
 
-#[test]
 fn step_01_read_message_finds_whole_messages() {
     let step = Step::new(
         "step 1: read_message returns each message, newline included, bytes exact, then End",
@@ -79,7 +78,6 @@ fn step_01_read_message_finds_whole_messages() {
     your_read_message(&step).expect_cases(&cases::whole_messages());
 }
 
-#[test]
 fn step_02_read_message_finds_a_tail_without_newline() {
     let step = Step::new(
         "step 2: read_message returns the last bytes without a newline as a Tail, then End",
@@ -88,7 +86,6 @@ fn step_02_read_message_finds_a_tail_without_newline() {
     your_read_message(&step).expect_cases(&cases::tails());
 }
 
-#[test]
 fn step_03_read_message_keeps_the_limit_per_message() {
     let step = Step::new(
         "step 3: read_message accepts messages up to MAX_MESSAGE bytes, each, and no more",
@@ -97,7 +94,6 @@ fn step_03_read_message_keeps_the_limit_per_message() {
     your_read_message(&step).expect_cases(&cases::limit(MAX_MESSAGE));
 }
 
-#[test]
 fn step_04_read_message_never_reads_past_the_limit() {
     let step = Step::new(
         "step 4: read_message stops reading at MAX_MESSAGE bytes: it never reads the rest first",
@@ -128,7 +124,6 @@ fn start_serving(step: &Step, connection: TcpStream) -> Running<anyhow::Result<(
     })
 }
 
-#[test]
 fn step_05_the_server_echoes_many_messages_in_order() {
     let step = Step::new(
         "step 5: serve_connection echoes every message, bytes exact, in order, on one connection",
@@ -137,7 +132,6 @@ fn step_05_the_server_echoes_many_messages_in_order() {
     echo_cases::many_messages_in_order(&step, || start_server(&step));
 }
 
-#[test]
 fn step_06_the_server_echoes_a_message_in_pieces() {
     let step = Step::new(
         "step 6: serve_connection reads a whole message even when it comes in pieces",
@@ -146,7 +140,6 @@ fn step_06_the_server_echoes_a_message_in_pieces() {
     echo_cases::message_in_pieces(&step, || start_server(&step));
 }
 
-#[test]
 fn step_07_the_server_echoes_the_tail_then_closes() {
     let step = Step::new(
         "step 7: after the client's half-close, serve_connection echoes the last bytes, then closes",
@@ -173,7 +166,6 @@ const NAGLE_HINT: &str = "write each echo with one write_all of the whole messag
      acknowledgement by up to 40 ms, hoping to send it with a reply. So every turn \
      waits. See book/src/wire.md, \"Why a message is written at once\".";
 
-#[test]
 fn step_08_the_server_answers_each_turn_at_once() {
     let step = Step::new(
         "step 8: serve_connection answers at once: 20 turns on one connection take well under a second",
@@ -238,7 +230,6 @@ const REFUSAL: Refusal = Refusal {
      close_gently(connection).",
 };
 
-#[test]
 fn step_09_the_server_answers_a_message_too_long() {
     let step = Step::new(
         "step 9: a message over MAX_MESSAGE gets one error line, then the connection ends",
@@ -256,7 +247,6 @@ fn step_09_the_server_answers_a_message_too_long() {
     running.finish_ok(&step, SERVER_HANGS);
 }
 
-#[test]
 fn step_10_the_server_keeps_the_limit_per_message() {
     let step = Step::new(
         "step 10: serve_connection echoes messages up to MAX_MESSAGE bytes each, however many",
@@ -281,7 +271,6 @@ fn step_10_the_server_keeps_the_limit_per_message() {
     running.finish_ok(&step, SERVER_HANGS);
 }
 
-#[test]
 fn step_11_the_error_line_survives_a_flood() {
     let step = Step::new(
         "step 11: a client still sending 1 MiB gets the error line and a clean end of file, no reset",
@@ -292,7 +281,6 @@ fn step_11_the_error_line_survives_a_flood() {
     echo_cases::error_line_survives_a_flood(&step, started, TOO_LONG_REPLY, &GENTLE);
 }
 
-#[test]
 fn step_12_the_server_reports_a_client_that_vanishes() {
     let step = Step::new(
         "step 12: serve_connection returns the error when the client resets the connection, even before it starts",
@@ -380,7 +368,6 @@ fn expect_reset_reported(step: &Step, outcome: &anyhow::Result<()>) {
 // Client::turn and Client::finish (steps 13 to 15): the check plays the server.
 // ---------------------------------------------------------------------------
 
-#[test]
 fn step_13_the_client_takes_turns() {
     let step = Step::new(
         "step 13: Client::turn sends a message and returns the whole reply, turn after turn",
@@ -452,7 +439,6 @@ fn step_13_the_client_takes_turns() {
     }
 }
 
-#[test]
 fn step_14_the_client_finishes_with_a_half_close() {
     let step = Step::new(
         "step 14: Client::finish sends the last bytes, half-closes, and reads to the end",
@@ -524,7 +510,6 @@ fn step_14_the_client_finishes_with_a_half_close() {
     );
 }
 
-#[test]
 fn step_15_the_client_reports_a_server_that_closes_first() {
     let step = Step::new(
         "step 15: Client::turn is an error when the server closes instead of replying",
@@ -579,7 +564,6 @@ fn spawn_echo_server_on(step: &Step, listener: TcpListener) -> SocketAddr {
     addr
 }
 
-#[test]
 fn step_16_the_client_program_echoes_its_input() {
     let step = Step::new(
         "step 16: `client` with piped input prints exactly the replies, and exits 0",
@@ -670,7 +654,6 @@ fn expect_told(step: &Step, finished: &program::Finished, words: &str) {
         .fail();
 }
 
-#[test]
 fn step_17_the_client_program_reports_a_server_that_closes_first() {
     let step = Step::new(
         "step 17: `client` shows what the server sent when it ends first, says so, and exits 1",
@@ -720,7 +703,6 @@ fn expect_narration(step: &Step, server: &mut Server, peer: SocketAddr, expected
     }
 }
 
-#[test]
 fn step_18_the_server_program_serves_clients_one_after_another() {
     let step = Step::new(
         "step 18: `server` narrates each echo, and serves clients one after another, whatever each did",
@@ -872,7 +854,6 @@ fn expect_own_seesaw(step: &Step, seesaw: OwnSeesaw, replies: &[Vec<u8>], rest: 
     step.ok("your serve_connection", server_outcome);
 }
 
-#[test]
 fn step_19_your_client_talks_to_your_server() {
     let step = Step::new(
         "step 19: your own seesaw: your Client talks to your serve_connection",
@@ -891,3 +872,25 @@ fn step_19_your_client_talks_to_your_server() {
     let seesaw = start_own_seesaw(&step, vec![xs(MAX_MESSAGE, b"\n")], b"");
     expect_own_seesaw(&step, seesaw, &[TOO_LONG_REPLY.to_vec()], b"");
 }
+
+seesaw_checks::checks![
+    step_01_read_message_finds_whole_messages,
+    step_02_read_message_finds_a_tail_without_newline,
+    step_03_read_message_keeps_the_limit_per_message,
+    step_04_read_message_never_reads_past_the_limit,
+    step_05_the_server_echoes_many_messages_in_order,
+    step_06_the_server_echoes_a_message_in_pieces,
+    step_07_the_server_echoes_the_tail_then_closes,
+    step_08_the_server_answers_each_turn_at_once,
+    step_09_the_server_answers_a_message_too_long,
+    step_10_the_server_keeps_the_limit_per_message,
+    step_11_the_error_line_survives_a_flood,
+    step_12_the_server_reports_a_client_that_vanishes,
+    step_13_the_client_takes_turns,
+    step_14_the_client_finishes_with_a_half_close,
+    step_15_the_client_reports_a_server_that_closes_first,
+    step_16_the_client_program_echoes_its_input,
+    step_17_the_client_program_reports_a_server_that_closes_first,
+    step_18_the_server_program_serves_clients_one_after_another,
+    step_19_your_client_talks_to_your_server,
+];

@@ -72,7 +72,6 @@ fn connect_many(step: &Step, addr: SocketAddr, count: usize) -> Vec<Peer> {
     (0..count).map(|_| Peer::connect(step, addr)).collect()
 }
 
-#[test]
 fn step_01_one_client_is_served() {
     let step = Step::new(
         "step 1: serve_concurrently echoes a client's messages, bytes exact, and waits without spinning",
@@ -103,7 +102,6 @@ fn step_01_one_client_is_served() {
     );
 }
 
-#[test]
 fn step_02_an_idle_client_does_not_block_another() {
     let step = Step::new(
         "step 2: while one client stays idle, another is served",
@@ -117,7 +115,6 @@ fn step_02_an_idle_client_does_not_block_another() {
     server.expect_echo(&step, &mut idle, b"my turn now\n", ONE_AT_A_TIME);
 }
 
-#[test]
 fn step_03_clients_are_served_in_reverse_order() {
     let step = Step::new(
         "step 3: five clients connect, then each is served, the last first",
@@ -132,7 +129,6 @@ fn step_03_clients_are_served_in_reverse_order() {
     }
 }
 
-#[test]
 fn step_04_messages_of_ten_clients_interleave() {
     let step = Step::new(
         "step 4: ten clients take turns, message after message, all at once",
@@ -152,7 +148,6 @@ fn step_04_messages_of_ten_clients_interleave() {
     }
 }
 
-#[test]
 fn step_05_a_vanished_client_does_not_stop_the_server() {
     let step = Step::new(
         "step 5: a client that vanishes mid-message (a reset) does not stop the server",
@@ -179,7 +174,6 @@ fn step_05_a_vanished_client_does_not_stop_the_server() {
     server.expect_still_serving(&step, Duration::ZERO, hint);
 }
 
-#[test]
 fn step_06_a_message_too_long_ends_only_that_connection() {
     let step = Step::new(
         "step 6: a client whose message is too long gets the error line; the others are still served",
@@ -226,7 +220,6 @@ fn step_06_a_message_too_long_ends_only_that_connection() {
     server.expect_still_serving(&step, Duration::ZERO, RETURNED);
 }
 
-#[test]
 fn step_07_a_failed_accept_does_not_stop_the_server() {
     let step = Step::new(
         "step 7: when accept fails, serve_concurrently reports it and goes on accepting",
@@ -269,7 +262,6 @@ fn step_07_a_failed_accept_does_not_stop_the_server() {
     server.expect_still_serving(&step, Duration::ZERO, RETURNED);
 }
 
-#[test]
 fn step_08_a_new_client_is_served_after_all_have_gone() {
     let step = Step::new(
         "step 8: after every client has gone, a new client is still served",
@@ -293,7 +285,6 @@ fn step_08_a_new_client_is_served_after_all_have_gone() {
     server.expect_still_serving(&step, Duration::ZERO, RETURNED);
 }
 
-#[test]
 fn step_09_fifty_clients_at_once() {
     let step = Step::new(
         "step 9: fifty clients connected at the same time are all served",
@@ -311,7 +302,6 @@ fn step_09_fifty_clients_at_once() {
     }
 }
 
-#[test]
 fn step_10_the_server_program_serves_clients_at_once() {
     let step = Step::new(
         "step 10: `server` on [::1] serves two clients at once, says whom it accepted and what it echoed",
@@ -391,7 +381,6 @@ fn says_reset(line: &str) -> bool {
     line.contains("reset") || line.contains("forcibly closed")
 }
 
-#[test]
 fn step_11_the_server_program_reports_a_client_that_failed() {
     let step = Step::new(
         "step 11: `server` reports a client that vanished, naming it, and goes on",
@@ -470,13 +459,13 @@ fn step_11_the_server_program_reports_a_client_that_failed() {
     }
 }
 
-#[test]
-#[cfg_attr(not(unix), ignore = "needs a shell's ulimit (unix only)")]
 fn step_12_the_server_program_backs_off_when_accept_fails() {
     let step = Step::new(
         "step 12: `server` out of files reports the failed accept, backs off, and serves again",
         CHAPTER,
     );
+    #[cfg(not(unix))]
+    step.skip("needs a shell's ulimit (unix only)");
     #[cfg(unix)]
     expect_backs_off_when_accept_fails(
         &step,
@@ -488,7 +477,6 @@ fn step_12_the_server_program_backs_off_when_accept_fails() {
     );
 }
 
-#[test]
 fn step_13_the_server_program_explains_an_address_in_use() {
     let step = Step::new(
         "step 13: `server` explains an address in use in one line, exit code 1",
@@ -656,7 +644,6 @@ fn describe_outcome(outcome: &Outcome) -> String {
     }
 }
 
-#[test]
 fn step_14_your_clients_talk_to_your_server_at_once() {
     let step = Step::new(
         "step 14: your own clients talk to your own server, several at once",
@@ -717,3 +704,20 @@ fn other_script() -> Script {
         tail: b"",
     }
 }
+
+seesaw_checks::checks![
+    step_01_one_client_is_served,
+    step_02_an_idle_client_does_not_block_another,
+    step_03_clients_are_served_in_reverse_order,
+    step_04_messages_of_ten_clients_interleave,
+    step_05_a_vanished_client_does_not_stop_the_server,
+    step_06_a_message_too_long_ends_only_that_connection,
+    step_07_a_failed_accept_does_not_stop_the_server,
+    step_08_a_new_client_is_served_after_all_have_gone,
+    step_09_fifty_clients_at_once,
+    step_10_the_server_program_serves_clients_at_once,
+    step_11_the_server_program_reports_a_client_that_failed,
+    step_12_the_server_program_backs_off_when_accept_fails,
+    step_13_the_server_program_explains_an_address_in_use,
+    step_14_your_clients_talk_to_your_server_at_once,
+];

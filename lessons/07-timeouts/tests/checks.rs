@@ -84,7 +84,6 @@ fn show_limits(limits: &Limits) -> String {
 // dial_within (steps 1 to 3): the check plays the server.
 // ---------------------------------------------------------------------------
 
-#[test]
 fn step_01_dial_within_connects() {
     let step = Step::new(
         "step 1: dial_within connects to a server that answers (IPv4, IPv6, by name), and the connection carries bytes both ways",
@@ -117,7 +116,6 @@ fn step_01_dial_within_connects() {
     }
 }
 
-#[test]
 fn step_02_dial_within_explains_a_refused_connection() {
     let step = Step::new(
         "step 2: dial_within returns an error that names the address when nothing listens there",
@@ -166,7 +164,6 @@ fn step_02_dial_within_explains_a_refused_connection() {
     }
 }
 
-#[test]
 fn step_03_dial_within_gives_up_on_a_server_that_never_answers() {
     let step = Step::new(
         "step 3: dial_within gives up after its timeout on a server that never answers, with an error that names the address",
@@ -208,7 +205,6 @@ fn step_03_dial_within_gives_up_on_a_server_that_never_answers() {
 // read_message_within (steps 4 to 8): the check plays the client.
 // ---------------------------------------------------------------------------
 
-#[test]
 fn step_04_read_message_within_reads_whole_messages() {
     let step = Step::new(
         "step 4: read_message_within returns each message, bytes exact, even in pieces, then the tail and End",
@@ -241,7 +237,6 @@ fn step_04_read_message_within_reads_whole_messages() {
     expect_answers(&step, &reading.call, did, answers, &expected);
 }
 
-#[test]
 fn step_05_read_message_within_stops_at_max_message() {
     let step = Step::new(
         "step 5: read_message_within accepts a message of MAX_MESSAGE bytes, and stops reading at MAX_MESSAGE when no newline comes",
@@ -312,7 +307,6 @@ fn expect_stopped_at_limit(step: &Step, did: &str, taken: usize) {
     }
 }
 
-#[test]
 fn step_06_silence_is_idle() {
     let step = Step::new(
         "step 6: read_message_within returns Idle when nothing comes within limits.idle, and not before",
@@ -394,7 +388,6 @@ const SILENCE: Duration = Duration::from_millis(50);
 /// longer than limits.idle.
 const SLOW_PACE: Duration = PIECE_PAUSE;
 
-#[test]
 fn step_07_a_message_has_its_own_deadline() {
     let step = Step::new(
         "step 7: read_message_within returns TooSlow when a message's newline does not come within limits.message of its first byte",
@@ -427,7 +420,6 @@ fn step_07_a_message_has_its_own_deadline() {
     expect_steady_in_time(&step, &steady, &steady_reading, steady_limits);
 }
 
-#[test]
 fn step_08_a_limit_of_zero_is_no_error() {
     let step = Step::new(
         "step 8: read_message_within with a limit of zero answers at once (Idle, TooSlow), with no error",
@@ -482,7 +474,6 @@ fn expect_served(step: &Step, serving: &Timed<anyhow::Result<()>>) {
     }
 }
 
-#[test]
 fn step_09_the_server_echoes_as_in_lesson_6() {
     let step = Step::new(
         "step 9: serve_connection_within echoes every message, bytes exact, the tail, and answers a message too long",
@@ -528,7 +519,6 @@ fn step_09_the_server_echoes_as_in_lesson_6() {
     expect_served(&step, &serving);
 }
 
-#[test]
 fn step_10_the_server_keeps_its_limits_per_message() {
     let step = Step::new(
         "step 10: serve_connection_within says goodbye to a silent and to a slow client, in time, and keeps serving a quick one",
@@ -542,7 +532,6 @@ fn step_10_the_server_keeps_its_limits_per_message() {
     quick.expect_served_all_along(&step);
 }
 
-#[test]
 fn step_11_the_server_gives_up_on_a_client_that_does_not_read() {
     let step = Step::new(
         "step 11: serve_connection_within gives up on a client that never reads its echoes, after about limits.write, and returns Ok",
@@ -649,7 +638,6 @@ fn is_timeout_kind(kind: ErrorKind) -> bool {
 // The programs (steps 12 to 15): src/main.rs (given), built on your lib.rs.
 // ---------------------------------------------------------------------------
 
-#[test]
 fn step_12_the_server_program_keeps_its_limits() {
     let step = Step::new(
         "step 12: `server --write 100 --idle 100 --message 150` ends silent, slow and deaf clients in time, and serves others meanwhile",
@@ -696,7 +684,6 @@ fn expect_served_now(step: &Step, addr: SocketAddr, name: &str, message: &[u8], 
     let mut client = Peer::connect(step, addr).named(name);
     client.expect_echo(message, why);
 }
-#[test]
 fn step_13_the_programs_check_their_flags() {
     let step = Step::new(
         "step 13: the programs explain a flag without a number, a number that is not one, zero, and an unknown flag",
@@ -721,7 +708,6 @@ fn step_13_the_programs_check_their_flags() {
     }
 }
 
-#[test]
 fn step_14_the_client_program_gives_up_on_a_server_that_never_answers() {
     let step = Step::new(
         "step 14: `client ADDR --connect 100` gives up on a server that never answers, in one line that names it; and talks to one that answers",
@@ -761,7 +747,6 @@ fn step_14_the_client_program_gives_up_on_a_server_that_never_answers() {
         .expect_stdout(&step, input);
 }
 
-#[test]
 fn step_15_the_server_program_explains_an_address_in_use() {
     let step = Step::new(
         "step 15: `server` explains an address in use in one line, exit code 1",
@@ -778,7 +763,6 @@ fn step_15_the_server_program_explains_an_address_in_use() {
 /// goodbye.
 const ODD: &[u8] = b" \t\xff\x00 odd bytes\r\n";
 
-#[test]
 fn step_16_your_client_talks_to_your_server() {
     let step = Step::new(
         "step 16: your own client talks to your own server, until the server says goodbye to it for being idle",
@@ -890,3 +874,22 @@ fn verdict(relay: &Relay, sent: &[u8], due: &[u8]) -> String {
         show(&carried.to_client)
     )
 }
+
+seesaw_checks::checks![
+    step_01_dial_within_connects,
+    step_02_dial_within_explains_a_refused_connection,
+    step_03_dial_within_gives_up_on_a_server_that_never_answers,
+    step_04_read_message_within_reads_whole_messages,
+    step_05_read_message_within_stops_at_max_message,
+    step_06_silence_is_idle,
+    step_07_a_message_has_its_own_deadline,
+    step_08_a_limit_of_zero_is_no_error,
+    step_09_the_server_echoes_as_in_lesson_6,
+    step_10_the_server_keeps_its_limits_per_message,
+    step_11_the_server_gives_up_on_a_client_that_does_not_read,
+    step_12_the_server_program_keeps_its_limits,
+    step_13_the_programs_check_their_flags,
+    step_14_the_client_program_gives_up_on_a_server_that_never_answers,
+    step_15_the_server_program_explains_an_address_in_use,
+    step_16_your_client_talks_to_your_server,
+];

@@ -99,7 +99,6 @@ const ONE_AT_A_TIME: &str = "the server still talks to another client and has no
 // ---------------------------------------------------------------------------
 // The pieces: Conversations, Slot, turn_away, converse.
 
-#[test]
 fn step_01_admit_takes_clients_up_to_the_limit() {
     let step = Step::new(
         "step 1: Conversations::admit takes clients in up to max_clients, then says no",
@@ -167,7 +166,6 @@ fn step_01_admit_takes_clients_up_to_the_limit() {
     expect_never_past_the_limit_at_once(&step);
 }
 
-#[test]
 fn step_02_a_dropped_slot_gives_its_place_back() {
     let step = Step::new("step 2: dropping a Slot gives its place back", CHAPTER);
     let conversations = Conversations::new();
@@ -193,7 +191,6 @@ fn step_02_a_dropped_slot_gives_its_place_back() {
     }
 }
 
-#[test]
 fn step_03_a_slot_is_given_back_when_its_conversation_panics() {
     let step = Step::new(
         "step 3: a conversation that panics still gives its place back",
@@ -226,7 +223,6 @@ fn step_03_a_slot_is_given_back_when_its_conversation_panics() {
     }
 }
 
-#[test]
 fn step_04_the_last_slot_given_back_wakes_the_waiting_server() {
     let step = Step::new(
         "step 4: when the last conversation ends, a server waiting for it wakes at once",
@@ -269,7 +265,6 @@ fn step_04_the_last_slot_given_back_wakes_the_waiting_server() {
     }
 }
 
-#[test]
 fn step_05_cut_short_shuts_down_reading_only() {
     let step = Step::new(
         "step 5: cut_short wakes each conversation's read with end of file, and writes nothing",
@@ -331,7 +326,6 @@ const UNREAD_RESET: &str = "the connection was closed with the client's message 
      the OS reset it; a reset can destroy the busy line before the client reads it. Close \
      with close_gently (lesson 5), which reads what the client still sends.";
 
-#[test]
 fn step_06_turn_away_says_busy_and_closes_gently() {
     let step = Step::new(
         "step 6: turn_away writes the busy line and closes gently",
@@ -393,7 +387,6 @@ fn step_06_turn_away_says_busy_and_closes_gently() {
     );
 }
 
-#[test]
 fn step_07_converse_echoes_until_the_client_hangs_up() {
     let step = Step::new(
         "step 7: converse echoes every message, bytes exact, and no goodbye to a client that hangs up",
@@ -422,7 +415,6 @@ fn step_07_converse_echoes_until_the_client_hangs_up() {
     );
 }
 
-#[test]
 fn step_08_converse_says_goodbye_when_cut_short() {
     let step = Step::new(
         "step 8: a conversation cut short says goodbye (SHUTDOWN_REPLY) and closes gently",
@@ -495,7 +487,6 @@ const NO_GOODBYE: &str = "cut short, the seesaw ends as if the client had hung u
 // ---------------------------------------------------------------------------
 // serve_until_stopped, in this process, with the check as its clients.
 
-#[test]
 fn step_09_serve_until_stopped_serves_clients_at_once() {
     let step = Step::new(
         "step 9: serve_until_stopped serves several clients at once, bytes exact",
@@ -521,7 +512,6 @@ fn step_09_serve_until_stopped_serves_clients_at_once() {
     server.expect_still_serving(&step);
 }
 
-#[test]
 fn step_10_the_client_over_the_limit_is_told_busy_at_once() {
     let step = Step::new(
         "step 10: with max_clients conversations going on, the next client gets the busy line at once",
@@ -566,7 +556,6 @@ fn step_10_the_client_over_the_limit_is_told_busy_at_once() {
     server.expect_still_serving(&step);
 }
 
-#[test]
 fn step_11_a_client_that_leaves_gives_its_place_back() {
     let step = Step::new(
         "step 11: once a client leaves, its place goes to a new client",
@@ -585,7 +574,6 @@ fn step_11_a_client_that_leaves_gives_its_place_back() {
     server.expect_still_serving(&step);
 }
 
-#[test]
 fn step_12_a_conversation_that_fails_gives_its_place_back() {
     let step = Step::new(
         "step 12: a conversation that ends in error (reset, too long, idle) gives its place back",
@@ -631,7 +619,6 @@ fn step_12_a_conversation_that_fails_gives_its_place_back() {
     server.expect_still_serving(&step);
 }
 
-#[test]
 fn step_13_stop_wakes_the_server_and_it_returns() {
     let step = Step::new(
         "step 13: triggering the stop wakes a server that waits in accept; it returns and refuses clients",
@@ -665,7 +652,6 @@ fn step_13_stop_wakes_the_server_and_it_returns() {
     );
 }
 
-#[test]
 fn step_14_conversations_in_flight_finish_within_the_grace() {
     let step = Step::new(
         "step 14: once stopped, no new client is served, and the conversations going on may finish",
@@ -706,7 +692,6 @@ fn step_14_conversations_in_flight_finish_within_the_grace() {
     );
 }
 
-#[test]
 fn step_15_the_rest_get_a_goodbye_when_the_grace_ends() {
     let step = Step::new(
         "step 15: when the grace ends, each conversation still going on gets SHUTDOWN_REPLY",
@@ -743,7 +728,6 @@ fn step_15_the_rest_get_a_goodbye_when_the_grace_ends() {
 // ---------------------------------------------------------------------------
 // The program.
 
-#[test]
 fn step_16_the_program_tells_the_client_over_the_limit_it_is_busy() {
     let step = Step::new(
         "step 16: `server --max-clients 1` serves one client and turns the next away, narrating it",
@@ -789,17 +773,17 @@ fn step_16_the_program_tells_the_client_over_the_limit_it_is_busy() {
     );
 }
 
-#[cfg_attr(
-    not(unix),
-    ignore = "only Unix lets one program send another Ctrl-C (a SIGINT): on this OS, stop \
-              your server with Ctrl-C yourself, and see it say goodbye"
-)]
-#[test]
 fn step_17_ctrl_c_stops_the_program_well() {
     let step = Step::new(
         "step 17: Ctrl-C stops the program well: no new clients, a goodbye, a summary, exit code 0",
         CHAPTER,
     );
+    if cfg!(not(unix)) {
+        return step.skip(
+            "only Unix lets one program send another Ctrl-C (a SIGINT): on this OS, stop \
+             your server with Ctrl-C yourself, and see it say goodbye",
+        );
+    }
     let grace = ms(150);
     let args = [
         "server",
@@ -841,7 +825,6 @@ fn step_17_ctrl_c_stops_the_program_well() {
     expect_summary_and_exit(&step, &mut server, "stopped: served 2 clients, 1 cut short");
 }
 
-#[test]
 fn step_18_the_program_explains_an_address_in_use() {
     let step = Step::new(
         "step 18: `server` explains an address in use in one line, exit code 1",
@@ -850,7 +833,6 @@ fn step_18_the_program_explains_an_address_in_use() {
     expect_address_in_use_explained(&step, program!(), &["server"]);
 }
 
-#[test]
 fn step_20_the_program_holds_two_files_a_conversation_and_tells_the_rest() {
     let step = Step::new(
         "step 20: under a low limit on open files, the program holds two files a \
@@ -923,7 +905,6 @@ fn client_turn(
     })
 }
 
-#[test]
 fn step_19_your_client_and_your_server() {
     let step = Step::new(
         "step 19: your client (lesson 7's) and your server: served, busy, stopped",
@@ -980,3 +961,26 @@ fn step_19_your_client_and_your_server() {
     );
     expect_client_got(&step, 3, SHUTDOWN_REPLY, &goodbye);
 }
+
+seesaw_checks::checks![
+    step_01_admit_takes_clients_up_to_the_limit,
+    step_02_a_dropped_slot_gives_its_place_back,
+    step_03_a_slot_is_given_back_when_its_conversation_panics,
+    step_04_the_last_slot_given_back_wakes_the_waiting_server,
+    step_05_cut_short_shuts_down_reading_only,
+    step_06_turn_away_says_busy_and_closes_gently,
+    step_07_converse_echoes_until_the_client_hangs_up,
+    step_08_converse_says_goodbye_when_cut_short,
+    step_09_serve_until_stopped_serves_clients_at_once,
+    step_10_the_client_over_the_limit_is_told_busy_at_once,
+    step_11_a_client_that_leaves_gives_its_place_back,
+    step_12_a_conversation_that_fails_gives_its_place_back,
+    step_13_stop_wakes_the_server_and_it_returns,
+    step_14_conversations_in_flight_finish_within_the_grace,
+    step_15_the_rest_get_a_goodbye_when_the_grace_ends,
+    step_16_the_program_tells_the_client_over_the_limit_it_is_busy,
+    step_17_ctrl_c_stops_the_program_well,
+    step_18_the_program_explains_an_address_in_use,
+    step_20_the_program_holds_two_files_a_conversation_and_tells_the_rest,
+    step_19_your_client_and_your_server,
+];

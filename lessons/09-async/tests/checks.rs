@@ -100,7 +100,6 @@ fn found(message: Message) -> Found {
     }
 }
 
-#[test]
 fn step_01_read_message_finds_whole_messages() {
     let step = Step::new(
         "step 1: read_message, awaited, returns each message, newline included, bytes exact, then End",
@@ -110,7 +109,6 @@ fn step_01_read_message_finds_whole_messages() {
     read_message.expect_cases(&cases::whole_messages());
 }
 
-#[test]
 fn step_02_read_message_finds_a_tail_without_newline() {
     let step = Step::new(
         "step 2: read_message, awaited, returns the last bytes without a newline as a Tail, then End",
@@ -120,7 +118,6 @@ fn step_02_read_message_finds_a_tail_without_newline() {
     read_message.expect_cases(&cases::tails());
 }
 
-#[test]
 fn step_03_read_message_keeps_the_limit_per_message() {
     let step = Step::new(
         "step 3: read_message, awaited, accepts messages up to MAX_MESSAGE bytes, each, and no more",
@@ -130,7 +127,6 @@ fn step_03_read_message_keeps_the_limit_per_message() {
     read_message.expect_cases(&cases::limit(MAX_MESSAGE));
 }
 
-#[test]
 fn step_04_read_message_never_reads_past_the_limit() {
     let step = Step::new(
         "step 4: read_message, awaited, stops reading at MAX_MESSAGE bytes: it never reads the rest first",
@@ -177,7 +173,6 @@ fn start_serving(
     })
 }
 
-#[test]
 fn step_05_the_server_echoes_many_messages_in_order() {
     let step = Step::new(
         "step 5: serve_connection, a task, echoes every message, bytes exact, in order, on one connection",
@@ -186,7 +181,6 @@ fn step_05_the_server_echoes_many_messages_in_order() {
     echo_cases::many_messages_in_order(&step, || start_server(&step, patient()));
 }
 
-#[test]
 fn step_06_the_server_echoes_a_message_in_pieces() {
     let step = Step::new(
         "step 6: serve_connection, a task, reads a whole message even when it comes in pieces",
@@ -195,7 +189,6 @@ fn step_06_the_server_echoes_a_message_in_pieces() {
     echo_cases::message_in_pieces(&step, || start_server(&step, patient()));
 }
 
-#[test]
 fn step_07_the_server_echoes_the_tail_then_closes() {
     let step = Step::new(
         "step 7: after the client's half-close, serve_connection, a task, echoes the last bytes, then closes",
@@ -224,7 +217,6 @@ const REFUSAL: Refusal = Refusal {
     then_nothing: "after the error line, end the connection: write nothing more, and return.",
 };
 
-#[test]
 fn step_08_the_server_answers_a_message_too_long() {
     let step = Step::new(
         "step 8: a message over MAX_MESSAGE gets one error line, then the connection ends",
@@ -242,7 +234,6 @@ fn step_08_the_server_answers_a_message_too_long() {
     running.finish_ok(&step, SERVER_HANGS);
 }
 
-#[test]
 fn step_09_the_error_line_survives_a_flood() {
     let step = Step::new(
         "step 9: a client still sending 1 MiB gets the error line and a clean end of file, no reset",
@@ -252,7 +243,6 @@ fn step_09_the_error_line_survives_a_flood() {
     echo_cases::error_line_survives_a_flood(&step, started, TOO_LONG_REPLY, &GENTLE);
 }
 
-#[test]
 fn step_10_two_connections_share_one_thread() {
     let step = Step::new(
         "step 10: while one connection waits, another on the same runtime thread is served",
@@ -364,7 +354,6 @@ fn expect_goodbye(
     echo_cases::expect_nothing_more(client, step, REFUSAL.then_nothing);
 }
 
-#[test]
 fn step_11_the_server_says_goodbye_to_an_idle_client() {
     let step = Step::new(
         "step 11: a client silent past limits.idle gets IDLE_REPLY; one that pauses less is served",
@@ -439,7 +428,6 @@ fn expect_results_ok(step: &Step, running: Running<Vec<anyhow::Result<()>>>) {
     }
 }
 
-#[test]
 fn step_12_the_server_says_goodbye_to_a_slow_message() {
     let step = Step::new(
         "step 12: a message slower than limits.message gets SLOW_REPLY; pauses inside one are not idleness",
@@ -513,7 +501,6 @@ fn step_12_the_server_says_goodbye_to_a_slow_message() {
     expect_results_ok(&step, running);
 }
 
-#[test]
 fn step_13_the_server_gives_up_on_a_client_that_does_not_read() {
     let step = Step::new(
         "step 13: a client that never reads its echoes is given up after limits.write",
@@ -602,7 +589,6 @@ fn connect_many(step: &Step, addr: SocketAddr, count: usize) -> Vec<Peer> {
     (0..count).map(|_| connect(step, addr)).collect()
 }
 
-#[test]
 fn step_14_one_client_is_served() {
     let step = Step::new(
         "step 14: serve echoes a client's messages, bytes exact, and goes on serving",
@@ -632,7 +618,6 @@ fn step_14_one_client_is_served() {
     server.expect_echo(&step, late, b"am I too late?\n", GO_ON_ACCEPTING);
 }
 
-#[test]
 fn step_15_an_idle_client_does_not_block_another() {
     let step = Step::new(
         "step 15: while one client stays idle, another is served",
@@ -651,7 +636,6 @@ fn step_15_an_idle_client_does_not_block_another() {
     }
 }
 
-#[test]
 fn step_16_clients_are_served_in_reverse_order() {
     let step = Step::new(
         "step 16: five clients connect, then each is served, the last first",
@@ -665,7 +649,6 @@ fn step_16_clients_are_served_in_reverse_order() {
     }
 }
 
-#[test]
 fn step_17_a_vanished_client_does_not_stop_the_server() {
     let step = Step::new(
         "step 17: a client that vanishes mid-message (a reset) does not stop the server",
@@ -723,7 +706,6 @@ fn many_clients_at_once(step: &Step, count: usize) {
     server.expect_still_serving(step, Duration::ZERO, RETURNED);
 }
 
-#[test]
 fn step_18_a_hundred_clients_at_once() {
     let step = Step::new(
         "step 18: a hundred clients connected at the same time are all served",
@@ -740,7 +722,6 @@ const SAYS_ACCEPTED: &str = "for each client it accepts, serve says `accepted PE
      stderr (narrate), PEER written as Rust writes a SocketAddr ({peer}): IPv6 in brackets, \
      like [::1]:50000.";
 
-#[test]
 fn step_19_the_server_program_serves_clients_at_once() {
     let step = Step::new(
         "step 19: `server [::1]:0 --idle 100` serves two clients at once, narrates, and says goodbye to a silent one",
@@ -798,13 +779,13 @@ fn step_19_the_server_program_serves_clients_at_once() {
     }
 }
 
-#[test]
-#[cfg_attr(not(unix), ignore = "needs a shell's ulimit (unix only)")]
 fn step_20_the_server_program_backs_off_when_accept_fails() {
     let step = Step::new(
         "step 20: `server` out of files reports the failed accept, backs off, and serves again",
         CHAPTER,
     );
+    #[cfg(not(unix))]
+    step.skip("needs a shell's ulimit (unix only)");
     #[cfg(unix)]
     seesaw_checks::accept_backoff::expect_backs_off_when_accept_fails(
         &step,
@@ -817,7 +798,6 @@ fn step_20_the_server_program_backs_off_when_accept_fails() {
     );
 }
 
-#[test]
 fn step_21_the_server_program_explains_an_address_in_use() {
     let step = Step::new(
         "step 21: `server` explains an address in use in one line, exit code 1",
@@ -829,7 +809,6 @@ fn step_21_the_server_program_explains_an_address_in_use() {
 /// Step 22: how many clients the lesson's program serves at once.
 const THOUSAND: usize = 1000;
 
-#[test]
 fn step_22_the_server_program_serves_a_thousand_clients_at_once() {
     let step = Step::new(
         "step 22: `server` serves a thousand clients connected at the same time",
@@ -922,7 +901,6 @@ fn expect_served_in_crowd(
     server.fail(report)
 }
 
-#[test]
 fn step_23_the_client_program_talks_to_your_server_program() {
     let step = Step::new(
         "step 23: the lesson's clients talk to your server, two at once, while a third stays idle",
@@ -978,3 +956,29 @@ fn step_23_the_client_program_talks_to_your_server_program() {
         )));
     }
 }
+
+seesaw_checks::checks![
+    step_01_read_message_finds_whole_messages,
+    step_02_read_message_finds_a_tail_without_newline,
+    step_03_read_message_keeps_the_limit_per_message,
+    step_04_read_message_never_reads_past_the_limit,
+    step_05_the_server_echoes_many_messages_in_order,
+    step_06_the_server_echoes_a_message_in_pieces,
+    step_07_the_server_echoes_the_tail_then_closes,
+    step_08_the_server_answers_a_message_too_long,
+    step_09_the_error_line_survives_a_flood,
+    step_10_two_connections_share_one_thread,
+    step_11_the_server_says_goodbye_to_an_idle_client,
+    step_12_the_server_says_goodbye_to_a_slow_message,
+    step_13_the_server_gives_up_on_a_client_that_does_not_read,
+    step_14_one_client_is_served,
+    step_15_an_idle_client_does_not_block_another,
+    step_16_clients_are_served_in_reverse_order,
+    step_17_a_vanished_client_does_not_stop_the_server,
+    step_18_a_hundred_clients_at_once,
+    step_19_the_server_program_serves_clients_at_once,
+    step_20_the_server_program_backs_off_when_accept_fails,
+    step_21_the_server_program_explains_an_address_in_use,
+    step_22_the_server_program_serves_a_thousand_clients_at_once,
+    step_23_the_client_program_talks_to_your_server_program,
+];

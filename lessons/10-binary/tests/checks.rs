@@ -105,7 +105,6 @@ fn as_little_endian(bytes: &[u8; MESSAGE_LEN]) -> Request {
     }
 }
 
-#[test]
 fn step_01_decode_reads_the_type_and_two_big_endian_numbers() {
     let step = Step::new(
         "step 1: Request::decode reads the type byte and two big-endian i32s",
@@ -259,7 +258,6 @@ fn expect_means(step: &Step, cases: &[MeanCase], hint: &str) {
     }
 }
 
-#[test]
 fn step_02_mean_sums_without_overflow_and_rounds_toward_zero() {
     let step = Step::new(
         "step 2: Prices::mean sums in 64 bits and divides toward zero",
@@ -290,7 +288,6 @@ fn step_02_mean_sums_without_overflow_and_rounds_toward_zero() {
     );
 }
 
-#[test]
 fn step_03_mean_counts_both_ends_and_answers_0_for_none() {
     let step = Step::new(
         "step 3: Prices::mean counts prices at mintime and maxtime; none in range, or mintime > maxtime, is 0",
@@ -391,7 +388,6 @@ fn expect_reads(step: &Step, reads: &[FrameRead], expected: &[FrameRead], hint: 
     }
 }
 
-#[test]
 fn step_04_read_frame_reads_exactly_nine_bytes() {
     let step = Step::new(
         "step 4: read_frame returns exactly one 9-byte message, however it is cut",
@@ -425,7 +421,6 @@ fn step_04_read_frame_reads_exactly_nine_bytes() {
     );
 }
 
-#[test]
 fn step_05_read_frame_tells_a_clean_end_from_a_torn_message() {
     let step = Step::new(
         "step 5: read_frame returns None at a clean end, an error for a torn message",
@@ -481,7 +476,6 @@ fn start_many(step: &Step) -> RunningServer {
     serving::start(step, "serve_concurrently(listener)", serve_concurrently)
 }
 
-#[test]
 fn step_06_the_server_answers_queries_and_not_inserts() {
     let step = Step::new(
         "step 6: serve_connection stores inserts (no answer) and answers each query with 4 bytes",
@@ -510,7 +504,6 @@ fn step_06_the_server_answers_queries_and_not_inserts() {
     running.finish_ok(&step, SERVER_HANGS);
 }
 
-#[test]
 fn step_07_the_server_reads_messages_in_pieces() {
     let step = Step::new(
         "step 7: serve_connection waits for a whole message, whatever pieces it comes in",
@@ -532,7 +525,6 @@ fn step_07_the_server_reads_messages_in_pieces() {
     running.finish_ok(&step, SERVER_HANGS);
 }
 
-#[test]
 fn step_08_the_server_answers_pipelined_queries_in_order() {
     let step = Step::new(
         "step 8: 100 inserts and 10 queries in one write get 10 answers, in order",
@@ -563,7 +555,6 @@ fn step_08_the_server_answers_pipelined_queries_in_order() {
     running.finish_ok(&step, SERVER_HANGS);
 }
 
-#[test]
 fn step_09_each_connection_has_its_own_prices() {
     let step = Step::new(
         "step 9: two clients' prices are kept apart, and vanish with their connection",
@@ -607,7 +598,6 @@ const GENTLE: Gentle = Gentle {
          type, end the connection with close_gently (given), and return its result.",
 };
 
-#[test]
 fn step_10_an_unknown_type_ends_the_connection_gently() {
     let step = Step::new(
         "step 10: a message of unknown type ends the connection: no answer, a clean end of file, no reset",
@@ -641,7 +631,6 @@ fn step_10_an_unknown_type_ends_the_connection_gently() {
     echo_cases::error_line_survives_a_flood(&step, started, b"", &GENTLE);
 }
 
-#[test]
 fn step_11_an_idle_client_does_not_hold_up_another() {
     let step = Step::new(
         "step 11: a client with half a message sent does not hold up another client",
@@ -674,7 +663,6 @@ fn your_encoding(step: &Step, line: &'static str) -> Result<[u8; MESSAGE_LEN], S
     })
 }
 
-#[test]
 fn step_12_encode_command_makes_nine_bytes() {
     let step = Step::new(
         "step 12: encode_command turns `I 12345 101` into the 9 bytes of its message",
@@ -712,7 +700,6 @@ fn step_12_encode_command_makes_nine_bytes() {
     }
 }
 
-#[test]
 fn step_13_encode_command_explains_bad_lines() {
     let step = Step::new(
         "step 13: encode_command returns an error that says something, never a panic, for a line that is not a command",
@@ -812,7 +799,6 @@ fn start_check_server(step: &Step) -> (SocketAddr, mpsc::Receiver<Vec<u8>>) {
     (addr, received)
 }
 
-#[test]
 fn step_14_the_client_program_prints_each_answer() {
     let step = Step::new(
         "step 14: `client` sends a message for each command, prints each answer, skips a bad line",
@@ -841,7 +827,6 @@ fn step_14_the_client_program_prints_each_answer() {
     );
 }
 
-#[test]
 fn step_15_the_server_program_narrates_queries() {
     let step = Step::new(
         "step 15: `server` says whom it accepted, each query's mean, and an unknown type",
@@ -874,7 +859,6 @@ fn step_15_the_server_program_narrates_queries() {
     );
 }
 
-#[test]
 fn step_16_the_server_program_explains_an_address_in_use() {
     let step = Step::new(
         "step 16: `server` explains an address in use in one line, exit code 1",
@@ -915,7 +899,6 @@ fn verdict(relay: &Relay, finished: &program::Finished, answers: &[u8]) -> Strin
     )
 }
 
-#[test]
 fn step_17_your_client_talks_to_your_server() {
     let step = Step::new(
         "step 17: your own client talks to your own server, through a relay that records both sides",
@@ -950,7 +933,6 @@ fn step_17_your_client_talks_to_your_server() {
 }
 
 /// Last, because it takes a moment: millions of prices.
-#[test]
 fn step_18_mean_stays_exact_for_millions_of_prices() {
     let step = Step::new(
         "step 18: Prices::mean stays exact for 4,194,308 prices near i32::MAX (an i64 sum, integer division, no float)",
@@ -973,3 +955,24 @@ fn step_18_mean_stays_exact_for_millions_of_prices() {
          2^53): sum in an i64 and divide with integer division (sum / count).",
     );
 }
+
+seesaw_checks::checks![
+    step_01_decode_reads_the_type_and_two_big_endian_numbers,
+    step_02_mean_sums_without_overflow_and_rounds_toward_zero,
+    step_03_mean_counts_both_ends_and_answers_0_for_none,
+    step_04_read_frame_reads_exactly_nine_bytes,
+    step_05_read_frame_tells_a_clean_end_from_a_torn_message,
+    step_06_the_server_answers_queries_and_not_inserts,
+    step_07_the_server_reads_messages_in_pieces,
+    step_08_the_server_answers_pipelined_queries_in_order,
+    step_09_each_connection_has_its_own_prices,
+    step_10_an_unknown_type_ends_the_connection_gently,
+    step_11_an_idle_client_does_not_hold_up_another,
+    step_12_encode_command_makes_nine_bytes,
+    step_13_encode_command_explains_bad_lines,
+    step_14_the_client_program_prints_each_answer,
+    step_15_the_server_program_narrates_queries,
+    step_16_the_server_program_explains_an_address_in_use,
+    step_17_your_client_talks_to_your_server,
+    step_18_mean_stays_exact_for_millions_of_prices,
+];

@@ -52,7 +52,6 @@ fn start_room(step: &Step) -> SocketAddr {
     })
 }
 
-#[test]
 fn step_01_a_name_is_1_to_16_ascii_letters_or_digits() {
     let step = Step::new(
         "step 1: valid_name takes 1 to 16 ASCII letters or digits, nothing else",
@@ -91,7 +90,6 @@ fn step_01_a_name_is_1_to_16_ascii_letters_or_digits() {
     }
 }
 
-#[test]
 fn step_02_a_newcomer_is_greeted_and_joins_an_empty_room() {
     let step = Step::new(
         "step 2: a newcomer gets one greeting line; after its name, the `*` list of an empty room",
@@ -124,7 +122,6 @@ fn expect_refused(step: &Step, addr: SocketAddr, name: &str, why: &str) {
     peer.expect_end("after the error line, end the connection: return refuse's result.");
 }
 
-#[test]
 fn step_03_a_bad_or_taken_name_gets_one_line_and_a_gentle_end() {
     let step = Step::new(
         "step 3: a bad or taken name gets one `*` error line and end of file; nobody hears of it",
@@ -166,7 +163,6 @@ fn step_03_a_bad_or_taken_name_gets_one_line_and_a_gentle_end() {
     }
 }
 
-#[test]
 fn step_04_the_newcomer_hears_who_is_present_the_others_hear_it_enter() {
     let step = Step::new(
         "step 4: a newcomer gets the list of everyone else; the others hear `* NAME has entered the room`",
@@ -184,7 +180,6 @@ fn step_04_the_newcomer_hears_who_is_present_the_others_hear_it_enter() {
     bob.expect_entered("carol", enter);
 }
 
-#[test]
 fn step_05_a_line_reaches_every_other_member_never_the_sender() {
     let step = Step::new(
         "step 5: each line reaches every other member as `[NAME] text`, never the sender, never a later member",
@@ -224,7 +219,6 @@ fn step_05_a_line_reaches_every_other_member_never_the_sender() {
     );
 }
 
-#[test]
 fn step_06_an_unnamed_client_hears_nothing_of_the_room() {
     let step = Step::new(
         "step 6: a client that has not given a name hears nothing of the room, and leaves unannounced",
@@ -252,7 +246,6 @@ fn step_06_an_unnamed_client_hears_nothing_of_the_room() {
     );
 }
 
-#[test]
 fn step_07_leaving_is_announced_once_to_the_others() {
     let step = Step::new(
         "step 7: when a member hangs up, each other member hears `* NAME has left the room`, once",
@@ -290,7 +283,6 @@ fn step_07_leaving_is_announced_once_to_the_others() {
     );
 }
 
-#[test]
 fn step_08_a_line_over_the_limit_drops_the_member_gently() {
     let step = Step::new(
         "step 8: a line of MAX_LINE bytes passes; one byte more gets a `*` line, end of file, and a leave",
@@ -334,7 +326,6 @@ fn step_08_a_line_over_the_limit_drops_the_member_gently() {
         .expect_end("after the error line, end the connection gently (refuse).");
 }
 
-#[test]
 fn step_09_a_member_who_never_reads_does_not_hold_up_the_room() {
     let step = Step::new(
         "step 9: a member who never reads holds up nobody: the others get every line, and it is cut off",
@@ -417,7 +408,6 @@ fn said_bytes(text: &str) -> Vec<u8> {
     format!("{text}\n").into_bytes()
 }
 
-#[test]
 fn step_10_many_members_at_once() {
     let step = Step::new(
         "step 10: twenty members at once: each line reaches the nineteen others",
@@ -445,7 +435,6 @@ fn step_10_many_members_at_once() {
     }
 }
 
-#[test]
 fn step_11_the_server_program_narrates() {
     let step = Step::new(
         "step 11: `server` says where it listens, whom it accepts, and whom it cuts off",
@@ -558,7 +547,6 @@ fn expect_closed(server: &mut WatchedServer, step: &Step, peer: SocketAddr) {
     }
 }
 
-#[test]
 fn step_12_the_client_prints_the_room_while_you_type_nothing() {
     let step = Step::new(
         "step 12: `client` prints a line from the room while its input is idle, and exits 0 after hanging up",
@@ -624,7 +612,6 @@ fn step_12_the_client_prints_the_room_while_you_type_nothing() {
     }
 }
 
-#[test]
 fn step_13_the_server_program_explains_an_address_in_use() {
     let step = Step::new(
         "step 13: `server` explains an address in use in one line, exit code 1",
@@ -671,7 +658,6 @@ fn verdict(relay: &Relay, finished: &program::Finished) -> String {
     )
 }
 
-#[test]
 fn step_14_your_client_talks_to_your_server() {
     let step = Step::new(
         "step 14: your own client joins your own room, through a relay that records both sides",
@@ -708,3 +694,20 @@ fn step_14_your_client_talks_to_your_server() {
         "your client hung up at the end of its input: it left the room.",
     );
 }
+
+seesaw_checks::checks![
+    step_01_a_name_is_1_to_16_ascii_letters_or_digits,
+    step_02_a_newcomer_is_greeted_and_joins_an_empty_room,
+    step_03_a_bad_or_taken_name_gets_one_line_and_a_gentle_end,
+    step_04_the_newcomer_hears_who_is_present_the_others_hear_it_enter,
+    step_05_a_line_reaches_every_other_member_never_the_sender,
+    step_06_an_unnamed_client_hears_nothing_of_the_room,
+    step_07_leaving_is_announced_once_to_the_others,
+    step_08_a_line_over_the_limit_drops_the_member_gently,
+    step_09_a_member_who_never_reads_does_not_hold_up_the_room,
+    step_10_many_members_at_once,
+    step_11_the_server_program_narrates,
+    step_12_the_client_prints_the_room_while_you_type_nothing,
+    step_13_the_server_program_explains_an_address_in_use,
+    step_14_your_client_talks_to_your_server,
+];
