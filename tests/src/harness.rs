@@ -252,7 +252,8 @@ fn show_printed(printed: &str) {
     if printed.trim().is_empty() {
         return;
     }
-    let mut text = String::from("  your code printed, during this check (its last lines):\n");
+    let mut text =
+        String::from("  printed during this check, by your code or a panic (its last lines):\n");
     for line in captured::last_lines(printed, 12) {
         text.push_str(&format!("      {line}\n"));
     }

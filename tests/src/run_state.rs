@@ -83,9 +83,11 @@ pub(crate) fn stray_panics() -> Vec<crate::report::Panic> {
 }
 
 /// True for a panic in the student's code rather than the checks', std's
-/// or a library's: its file is a relative path outside the support crate.
+/// or a library's: its file is a lesson's `src/` (a relative path; the
+/// checks' files are under `tests/`, std's and libraries' are absolute).
+/// A check's own panic on purpose, inside the student's code, is not one.
 fn in_students_code(location: &str) -> bool {
-    !location.is_empty() && !location.starts_with('/') && !location.starts_with("tests/")
+    !location.starts_with('/') && location.contains("src/") && !location.contains("tests/")
 }
 
 /// The running step failed with a one-line mark: an earlier report says it all.
@@ -211,7 +213,7 @@ fn on_panic(info: &PanicHookInfo) {
     // Noted now, before the panic unwinds: unwinding closes the student's
     // sockets, and a check that sees them close may report at once.
     let mut state = state();
-    if state.current.is_some() && (is_student_thread || in_students_code(&location)) {
+    if state.current.is_some() && in_students_code(&location) {
         state.stray_panics.push(crate::report::Panic {
             call: String::new(),
             message: format!("{message} (at {location})"),
@@ -386,7 +388,17 @@ pub(crate) fn print_now(text: &str) {
 
 #[cfg(test)]
 mod tests {
-    use super::from_the_students_code;
+    use super::{from_the_students_code, in_students_code};
+
+    #[test]
+    fn a_panic_is_the_students_when_it_is_in_a_lessons_src() {
+        assert!(in_students_code("lessons/10-binary/src/lib.rs:161"));
+        assert!(in_students_code("10-binary/src/lib.rs:161")); // a reference's
+        assert!(!in_students_code("lessons/08-shutdown/tests/checks.rs:209"));
+        assert!(!in_students_code("tests/src/peer.rs:40"));
+        assert!(!in_students_code("/rustc/abc/library/core/src/option.rs:9"));
+        assert!(!in_students_code(""));
+    }
 
     #[test]
     fn a_backtrace_starts_at_the_students_frame_and_ends_at_the_checks() {
