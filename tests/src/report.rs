@@ -818,6 +818,12 @@ pub fn panic_hint(message: &str) -> &'static str {
     {
         "an index past the end: check the length before you index (.get(i) gives None \
          instead of a panic); input that is too short is an Err to return, never a panic."
+    } else if message.contains("Cannot block the current thread from within a runtime")
+        || message.contains("Cannot start a runtime from within a runtime")
+    {
+        "a blocking call inside async code (blocking_send, blocking_recv, block_on) would \
+         stop the runtime's thread, so tokio panics instead: use the form that never waits \
+         (try_send), or .await the async one."
     } else {
         "an expected failure should be an Err, not a panic: use ? and .context(...) \
          instead of unwrap() or expect()."
@@ -833,6 +839,16 @@ mod tests {
     use super::{
         PART_SKIPPED, SKIPPED, as_sentence, bounded_lines, cap, fold_repeats, join_hints, skip_mark,
     };
+
+    #[test]
+    fn a_blocking_call_in_async_code_is_named_not_called_an_unwrap() {
+        let message = "Cannot block the current thread from within a runtime. This happens \
+                       because a function attempted to block the current thread while the \
+                       thread is being used to drive asynchronous tasks.";
+        let hint = super::panic_hint(message);
+        assert!(hint.contains("blocking_send") && hint.contains("try_send"));
+        assert!(!hint.contains("unwrap"));
+    }
 
     #[test]
     fn a_hint_reads_as_a_sentence_and_leaves_code_alone() {
