@@ -62,13 +62,23 @@ pub fn lists_exactly(line: &[u8], own: &str, others: &[&str]) -> bool {
 
 /// Connects to the room and reads the greeting: any one line.
 pub fn greeted(step: &Step, addr: SocketAddr, label: &str) -> Peer {
+    greeted_hinted(
+        step,
+        addr,
+        label,
+        "write GREETING to every newcomer first, before reading its name.",
+    )
+}
+
+/// [`greeted`], with the check's own hint when no greeting comes.
+pub fn greeted_hinted(step: &Step, addr: SocketAddr, label: &str, hint: &str) -> Peer {
     let mut peer = Peer::connect(step, addr).named(label);
     let greeting = peer.read_line();
     if greeting.end != End::Newline || greeting.bytes.len() < 2 {
         step.report()
             .expected("one line of greeting that asks for a name")
             .got(&greeting.describe())
-            .hint("write GREETING to every newcomer first, before reading its name.")
+            .hint(hint)
             .fail();
     }
     peer
@@ -90,6 +100,27 @@ fn is_room_line(line: &[u8]) -> bool {
         || (line.starts_with(b"* ")
             && (line.ends_with(b" has entered the room\n")
                 || line.ends_with(b" has left the room\n")))
+}
+
+/// True when `got` is the line `expected` from the same member with the
+/// start of its text missing (`[bob] lo` for `[bob] hello`): bytes were
+/// lost, not lines reordered.
+fn lost_its_start(expected: &[u8], got: &[u8]) -> bool {
+    let Some(end) = expected.iter().position(|&byte| byte == b']') else {
+        return false;
+    };
+    let (speaker, text) = expected.split_at(end + 2.min(expected.len() - end));
+    got.len() < expected.len() && got.starts_with(speaker) && text.ends_with(&got[speaker.len()..])
+}
+
+/// True when `got` is `expected` (`[bob] text`) with its speaker twice
+/// (`[bob] [bob] text`).
+fn named_twice(expected: &[u8], got: &[u8]) -> bool {
+    let Some(end) = expected.iter().position(|&byte| byte == b']') else {
+        return false;
+    };
+    let speaker = &expected[..(end + 2).min(expected.len())];
+    got.starts_with(speaker) && got[speaker.len()..].starts_with(speaker)
 }
 
 /// One member of the student's room, as the check plays it.
@@ -122,6 +153,23 @@ impl Member {
         };
         member.expect_presence_hinted(step, others, hint);
         member
+    }
+
+    /// [`Member::join`], playing the member with `at.patience`.
+    pub fn join_at(
+        at: &Where,
+        step: &Step,
+        addr: SocketAddr,
+        name: &str,
+        others: &[&str],
+    ) -> Member {
+        Member::join(step, addr, name, others).patience(at.patience)
+    }
+
+    /// How long this member waits for a line the room owes it now.
+    pub fn patience(mut self, wait: Duration) -> Member {
+        self.peer = self.peer.patience(wait);
+        self
     }
 
     /// Reads one line and fails unless it is a `*` line listing `others`.
@@ -186,9 +234,28 @@ impl Member {
         if reply.bytes != expected || reply.end != End::Newline {
             // Another line of the room in its place: sent where it should
             // not be, or sent out of order.
-            let hint = match reply.end == End::Newline && is_room_line(&reply.bytes) {
-                true => crate::report::join_hints(hint, OUT_OF_ORDER),
-                false => hint.to_string(),
+            let own = format!("[{}] ", self.name);
+            let hint = if reply.end == End::Newline && reply.bytes.starts_with(own.as_bytes()) {
+                format!(
+                    "That is {}'s own line, sent back to it: a line goes to every member but \
+                     the one who said it, never back to the sender.",
+                    self.name
+                )
+            } else if reply.end == End::Newline && reply.bytes == b"\n" {
+                "An empty line came: a line went out with two newlines. The room's lines end \
+                 with their own newline (said_line adds it): say the text without its \
+                 newline."
+                    .to_string()
+            } else if reply.end == End::Newline && named_twice(expected, &reply.bytes) {
+                "The name came twice: the room formats `[NAME] text` itself (said_line): \
+                 give say the member's text alone."
+                    .to_string()
+            } else if reply.end == End::Newline && lost_its_start(expected, &reply.bytes) {
+                hint.to_string()
+            } else if reply.end == End::Newline && is_room_line(&reply.bytes) {
+                crate::report::join_hints(hint, OUT_OF_ORDER)
+            } else {
+                hint.to_string()
             };
             self.peer
                 .step()
@@ -246,6 +313,388 @@ impl Member {
     }
 }
 
+// The room's rules, as conversations: every chat room keeps them (lessons
+// 11 and 12). Each takes the lesson's own words for where its code keeps
+// the rule (`Where`); what the rule is, and what was seen, is said here.
+
+/// Where, in a lesson's code, each rule of the room is kept: the words the
+/// reports add to what the rule is.
+pub struct Where {
+    /// Who greets and reads the name (serve_member).
+    pub greeting: &'static str,
+    /// What says each line a member sends, and writes each line for it.
+    pub lines: &'static str,
+    /// What takes a member out of the room when it goes.
+    pub leaving: &'static str,
+    /// What drops a member whose line is too long.
+    pub too_long: &'static str,
+    /// What keeps a member that does not read from holding up the room.
+    pub non_reader: &'static str,
+    /// What greets a newcomer while other clients stay connected (the
+    /// accept loop, when the lesson's code has one).
+    pub accepting: &'static str,
+    /// How long a member waits for a line the room owes it now, before it
+    /// counts as never sent (lesson 12: short, so that a report comes
+    /// within 2 s; the room sends in microseconds).
+    pub patience: Duration,
+}
+
+/// How long a member listens to be sure nothing comes: a room fans a line
+/// out in microseconds, so a line that should not come, and does, comes
+/// well within it.
+pub const QUIET: Duration = Duration::from_millis(100);
+
+/// How long a member of a flooded room waits for the next 100 lines: each
+/// takes microseconds to fan out, so half a second of nothing is a stopped
+/// room.
+pub const FLOOD_WAIT: Duration = Duration::from_millis(500);
+
+/// A newcomer gets a greeting, then, once named, the `*` line of an empty
+/// room, and nothing more.
+pub fn expect_joins_an_empty_room(step: &Step, addr: SocketAddr, at: &Where) {
+    let mut alice =
+        Member::join_hinted(step, addr, "alice", &[], at.greeting).patience(at.patience);
+    alice.expect_quiet(
+        QUIET,
+        "in an empty room nobody else speaks, and a newcomer never hears its own entry.",
+    );
+}
+
+/// A newcomer whose `name` must be refused: one `*` line, then the end.
+pub fn expect_refused(step: &Step, addr: SocketAddr, name: &str, why: &str, at: &Where) {
+    let mut peer = greeted_hinted(step, addr, "newcomer", at.accepting).patience(at.patience);
+    peer.send(format!("{name}\n").as_bytes());
+    let line = peer.read_line();
+    if line.end != End::Newline || !line.bytes.starts_with(b"*") {
+        step.report()
+            .did(&format!("the check gave the name {name:?} ({why})"))
+            .expected("one line that starts with `*` and says why, then end of file")
+            .got(&line.describe())
+            .hint(&crate::report::join_hints(
+                "a name that is not 1 to 16 ASCII letters or digits, or is taken, gets one \
+                 error line and a gentle end",
+                at.greeting,
+            ))
+            .fail();
+    }
+    peer.close_sending();
+    peer.expect_end("after the error line, the connection ends (a gentle close).");
+}
+
+/// Bad and taken names are refused, and nobody hears of them; names are
+/// compared exactly, case included.
+pub fn expect_names_refused(step: &Step, addr: SocketAddr, at: &Where) {
+    let mut alice = Member::join_at(at, step, addr, "alice", &[]);
+    expect_refused(step, addr, "", "empty", at);
+    expect_refused(step, addr, "bob smith", "a space", at);
+    expect_refused(step, addr, "abcdefghijklmnopq", "17 letters", at);
+    expect_refused(step, addr, "alice", "taken", at);
+    alice.expect_quiet(
+        QUIET,
+        "a refused newcomer never joined: nobody hears it enter or leave.",
+    );
+    let mut other_case = greeted(step, addr, "ALICE").patience(at.patience);
+    other_case.send(b"ALICE\n");
+    let line = other_case.read_line();
+    if line.end != End::Newline || !lists_exactly(&line.bytes, "ALICE", &["alice"]) {
+        // A list without alice, who is present: ALICE is in another room.
+        let alone = line.end == End::Newline && lists_exactly(&line.bytes, "ALICE", &[]);
+        let hint = match alone {
+            true => {
+                "the list does not name alice, who is connected and named: ALICE joined \
+                 another room. Every client joins one room, shared by all (one Room, made \
+                 once; each task or thread gets its own handle on it: Arc::clone)."
+            }
+            false => "names are compared exactly, case included: `ALICE` is not `alice`.",
+        };
+        step.report()
+            .did("the check gave the name \"ALICE\" while alice is present")
+            .expected("the `*` list of the others: ALICE is a name of its own")
+            .got(&line.describe())
+            .hint(hint)
+            .fail();
+    }
+}
+
+/// The newcomer hears who is present; those present hear it enter.
+pub fn expect_entries(step: &Step, addr: SocketAddr, at: &Where) {
+    let enter = "when a member joins, everyone already present hears entered_line(name) \
+                 (not the newcomer itself).";
+    let mut alice = Member::join_at(at, step, addr, "alice", &[]);
+    let mut bob = Member::join_at(at, step, addr, "bob", &["alice"]);
+    alice.expect_entered("bob", enter);
+    let _carol = Member::join_at(at, step, addr, "carol", &["alice", "bob"]);
+    alice.expect_entered("carol", enter);
+    bob.expect_entered("carol", enter);
+}
+
+/// Each line reaches every other member as `[NAME] text`, as sent, never
+/// the sender, never a member who joined later.
+pub fn expect_fan_out(step: &Step, addr: SocketAddr, at: &Where) {
+    let mut alice = Member::join_at(at, step, addr, "alice", &[]);
+    let mut bob = Member::join_at(at, step, addr, "bob", &["alice"]);
+    alice.expect_entered("bob", at.lines);
+    alice.say("  hi bob, how are you?  ");
+    bob.expect_said(
+        "alice",
+        "  hi bob, how are you?  ",
+        "the text goes on as sent, spaces kept: only the newline, and a \\r before it, \
+         are taken off.",
+    );
+    bob.say("fine");
+    bob.say("and you?");
+    alice.expect_said("bob", "fine", at.lines);
+    alice.expect_said("bob", "and you?", at.lines);
+    // What bob hears next is alice's line, not its own lines back.
+    alice.say("good");
+    bob.expect_said(
+        "alice",
+        "good",
+        "never send a line back to the member who said it.",
+    );
+    let mut carol = Member::join_at(at, step, addr, "carol", &["alice", "bob"]);
+    alice.say("welcome carol");
+    carol.expect_said(
+        "alice",
+        "welcome carol",
+        "a newcomer hears nothing said before it joined: only its list, then what comes.",
+    );
+}
+
+/// Half a line, then another member speaks, then the rest: the whole line
+/// arrives, three times over. The member pauses mid-line as a person
+/// typing does, so that the server has read the first half before the
+/// other member's line comes in.
+pub fn expect_half_line_kept(step: &Step, addr: SocketAddr, hint: &str, at: &Where) {
+    let mut alice = Member::join_at(at, step, addr, "alice", &[]);
+    let mut bob = Member::join_at(at, step, addr, "bob", &["alice"]);
+    alice.expect_entered("bob", "tell members who joined.");
+    for round in 1..=3 {
+        bob.peer.send(b"hel");
+        std::thread::sleep(crate::peer::PIECE_PAUSE);
+        alice.say(&format!("interrupting {round}"));
+        bob.expect_said(
+            "alice",
+            &format!("interrupting {round}"),
+            "a member with half a line sent still hears the room: the outbox is written \
+             while its line is unfinished.",
+        );
+        bob.peer.send(format!("lo {round}\n").as_bytes());
+        alice.expect_said("bob", &format!("hello {round}"), hint);
+    }
+}
+
+/// A client with no name yet hears nothing of the room, and leaves
+/// unannounced.
+pub fn expect_unnamed_hear_nothing(step: &Step, addr: SocketAddr, at: &Where) {
+    let mut alice = Member::join_at(at, step, addr, "alice", &[]);
+    let mut stranger = greeted(step, addr, "stranger").patience(at.patience);
+    let mut bob = Member::join_at(at, step, addr, "bob", &["alice"]);
+    bob.say("anyone here?");
+    alice.expect_entered("bob", "tell members who joined.");
+    alice.expect_said("bob", "anyone here?", "every other member hears each line.");
+    stranger.expect_silence(
+        QUIET,
+        "a client is in the room only once its name is accepted: before that it hears nothing.",
+    );
+    stranger.close_sending();
+    stranger.expect_end("a client that hangs up before its name is simply closed.");
+    bob.say("still here");
+    alice.expect_said(
+        "bob",
+        "still here",
+        "a client that never joined never leaves either: say nothing.",
+    );
+}
+
+/// A member who hangs up, or resets, is announced as gone once; its name
+/// is free again.
+pub fn expect_leaves_once(step: &Step, addr: SocketAddr, at: &Where) {
+    let mut alice = Member::join_at(at, step, addr, "alice", &[]);
+    let mut bob = Member::join_at(at, step, addr, "bob", &["alice"]);
+    let carol = Member::join_at(at, step, addr, "carol", &["alice", "bob"]);
+    alice.expect_entered("bob", at.leaving);
+    alice.expect_entered("carol", at.leaving);
+    bob.expect_entered("carol", at.leaving);
+    let mut carol = carol.peer;
+    carol.close_sending();
+    alice.expect_left("carol", at.leaving);
+    bob.expect_left("carol", at.leaving);
+    carol.expect_end(&crate::report::join_hints(
+        "a member who hangs up hears nothing more, and its connection closes",
+        at.leaving,
+    ));
+    bob.say("carol is gone");
+    alice.expect_said("bob", "carol is gone", "a leave is announced once.");
+    let carol = Member::join_at(at, step, addr, "carol", &["alice", "bob"]);
+    alice.expect_entered("carol", "the name is free again once its member has left.");
+    alice.say("bye carol");
+    carol.peer.reset();
+    alice.expect_left(
+        "carol",
+        &crate::report::join_hints(
+            "a member whose connection is reset has left too, whatever ended the reading",
+            at.leaving,
+        ),
+    );
+}
+
+/// A line of `max_line` bytes passes; one byte more gets a `*` line, end of
+/// file, and a leave.
+pub fn expect_long_line_drops(step: &Step, addr: SocketAddr, max_line: usize, at: &Where) {
+    let mut alice = Member::join_at(at, step, addr, "alice", &[]);
+    let mut bob = Member::join_at(at, step, addr, "bob", &["alice"]);
+    alice.expect_entered("bob", "tell members who joined.");
+    let longest = "x".repeat(max_line);
+    bob.say(&longest);
+    alice.expect_said(
+        "bob",
+        &longest,
+        "a line of exactly MAX_LINE bytes is allowed.",
+    );
+    // One byte over, and the line goes on: bytes the server will not read,
+    // which a close that is not gentle turns into a reset.
+    let too_long = format!("{}y{}\n", "x".repeat(max_line), "x".repeat(64 * 1024));
+    bob.peer.send_in_background(too_long.into_bytes());
+    let line = bob.peer.read_line();
+    if line.end != End::Newline || !line.bytes.starts_with(b"*") {
+        step.report()
+            .expected("one line that starts with `*` (the line is too long), then end of file")
+            .got(&line.describe())
+            .hint(at.too_long)
+            .fail();
+    }
+    alice.expect_left("bob", at.too_long);
+    bob.peer.close_sending();
+    bob.peer
+        .expect_end("after the error line, the connection ends gently.");
+}
+
+/// A member who never reads holds up nobody: the others get every line of
+/// a flood, and it is cut off, and announced as gone, once.
+pub fn expect_non_reader_cut_off(
+    step: &Step,
+    addr: SocketAddr,
+    max_line: usize,
+    outbox_lines: usize,
+    at: &Where,
+) {
+    let mut alice = Member::join_at(at, step, addr, "alice", &[]);
+    let slow = Member::join_at(at, step, addr, "slow", &["alice"]);
+    let flood = Member::join_at(at, step, addr, "flood", &["alice", "slow"]);
+    alice.expect_entered("slow", "tell members who joined.");
+    alice.expect_entered("flood", "tell members who joined.");
+    let (line, batches) = flood_of(max_line, outbox_lines);
+    let batch: Vec<u8> = (0..100)
+        .flat_map(|_| format!("{line}\n").into_bytes())
+        .collect();
+    flood.peer.note(format!(
+        "check   sends {batches} x 100 lines of {max_line} bytes; alice reads each 100"
+    ));
+    let mut writer = flood.peer.stream().try_clone().expect("clone");
+    let (mut heard, mut others, mut slowest) = (0, Vec::new(), std::time::Duration::ZERO);
+    for _ in 0..batches {
+        let sent = std::time::Instant::now();
+        let _ = std::io::Write::write_all(&mut writer, &batch);
+        let (came, other) = alice.count_lines(&said("flood", &line), 100, FLOOD_WAIT);
+        // Every line came, but slowly: the room crawls (it did not stop).
+        if came == 100 {
+            slowest = slowest.max(sent.elapsed());
+        }
+        heard += came;
+        others.extend(other);
+        if came < 100 || slowest > BATCH_TIME {
+            break;
+        }
+    }
+    if slowest > BATCH_TIME {
+        step.report()
+            .expected(&format!(
+                "each 100 lines of the flood at alice within {} ms (a room fans 100 lines out \
+                 in a few milliseconds)",
+                BATCH_TIME.as_millis()
+            ))
+            .got(&format!("100 lines took up to {} ms", slowest.as_millis()))
+            .hint(&crate::report::join_hints(
+                "the room crawls: something waits between one line and the next",
+                at.non_reader,
+            ))
+            .fail();
+    }
+    if heard < batches * 100 {
+        step.report()
+            .expected(&format!(
+                "all {} lines from flood, each within the deadline",
+                batches * 100
+            ))
+            .got(&format!(
+                "{heard} lines, then nothing for {} s",
+                FLOOD_WAIT.as_secs_f32()
+            ))
+            .hint(&crate::report::join_hints(
+                "the room stopped: something waits for the member who does not read",
+                at.non_reader,
+            ))
+            .fail();
+    }
+    if others != [left("slow")] {
+        let shown: Vec<String> = others
+            .iter()
+            .map(|l| String::from_utf8_lossy(l).into_owned())
+            .collect();
+        step.report()
+            .expected("among the flood, one line: `* slow has left the room`")
+            .got(&format!("{shown:?}"))
+            .hint(
+                "a member whose outbox is full is not reading: it is cut off (its connection \
+                 shut down both ways), leaves the room, and the others hear it, once.",
+            )
+            .fail();
+    }
+    drop(slow);
+}
+
+/// How long 100 lines of a flood may take to reach a member who reads: a
+/// room fans them out in a few milliseconds; a room that pauses a few
+/// milliseconds after each line takes half a second.
+pub const BATCH_TIME: Duration = Duration::from_millis(300);
+
+/// What a never-reading member's connection holds before its outbox fills,
+/// at most: on Linux's loopback the server's send buffer grows to 4 MiB
+/// (tcp_wmem's largest) and the check's receive buffer holds 128 KiB
+/// (measured with `ss -tmn`); other systems hold less.
+pub const SOCKET_BUFFERS: usize = 5 * 1024 * 1024;
+
+/// A flood that overflows a never-reading member: the longest line allowed,
+/// and how many batches of 100 fill its socket buffers and its outbox.
+pub fn flood_of(max_line: usize, outbox_lines: usize) -> (String, usize) {
+    let lines = SOCKET_BUFFERS / max_line + outbox_lines;
+    ("z".repeat(max_line), lines.div_ceil(100) + 1)
+}
+
+/// `count` members at once: each line reaches all the others.
+pub fn expect_many_members(step: &Step, addr: SocketAddr, count: usize, at: &Where) {
+    let names: Vec<String> = (1..=count).map(|n| format!("m{n}")).collect();
+    let mut members: Vec<Member> = Vec::new();
+    for name in &names {
+        let others: Vec<&str> = members.iter().map(|m| m.name.as_str()).collect();
+        let member = Member::join_at(at, step, addr, name, &others);
+        for earlier in &mut members {
+            earlier.expect_entered(name, "tell every member who joined.");
+        }
+        members.push(member);
+    }
+    for index in 0..members.len() {
+        let from = names[index].clone();
+        members[index].say(&format!("hello from {from}"));
+        for (other, member) in members.iter_mut().enumerate() {
+            if other != index {
+                member.expect_said(&from, &format!("hello from {from}"), "fan out to everyone.");
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -279,6 +728,16 @@ mod tests {
             &["alice", "bob"]
         ));
         assert!(!lists_exactly(b"here: alice\n", "carol", &["alice"]));
+    }
+
+    #[test]
+    fn a_line_that_lost_its_start_is_told_from_another_line() {
+        assert!(lost_its_start(b"[bob] hello 1\n", b"[bob] lo 1\n"));
+        assert!(!lost_its_start(b"[bob] hello 1\n", b"[alice] lo 1\n"));
+        assert!(!lost_its_start(b"[bob] hi\n", b"[bob] hi\n"));
+        assert!(!lost_its_start(b"* bob has left the room\n", b"[bob] x\n"));
+        assert!(named_twice(b"[bob] hi\n", b"[bob] [bob] hi\n"));
+        assert!(!named_twice(b"[bob] hi\n", b"[bob] hi\n"));
     }
 
     #[test]

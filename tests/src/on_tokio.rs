@@ -91,6 +91,29 @@ where
     })
 }
 
+/// Runs the student's async server in the background (lesson 12): `serve`
+/// makes its future on a thread of its own, inside a runtime with one
+/// thread, and the returned channel brings back what it returned. A panic,
+/// in the server or in a task it spawned (which tokio would otherwise keep
+/// to itself), is the student's, and the report of the step shows it as the
+/// cause; the channel then closes without a value. The report does not wait
+/// for this thread: a server runs until it is stopped.
+pub fn serve_in_background<F, Fut, T>(serve: F) -> std::sync::mpsc::Receiver<T>
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = T>,
+    T: Send + 'static,
+{
+    let (sender, returned) = std::sync::mpsc::channel();
+    // Not marked as a thread of the student's code: its panics (the task's
+    // too) go to the report as panics of threads the student's code runs.
+    std::thread::spawn(move || {
+        let value = block_on(async move { serve().await });
+        let _ = sender.send(value);
+    });
+    returned
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -141,6 +141,7 @@ pub const STUB_FINGERPRINTS: &[(&str, u64)] = &[
     ("09-async", 0x4fe8_058e_e645_82a3),
     ("10-binary", 0x485f_d654_2478_0dd1),
     ("11-chat", 0x14cd_57a4_e7ef_9efa),
+    ("12-async-chat", 0x46d1_efa3_985a_7a1b),
 ];
 
 /// A 64-bit FNV-1a hash of the text, line by line, without line endings or

@@ -1,0 +1,3 @@
+module seesaw/bench/go-chat
+
+go 1.19
