@@ -238,7 +238,7 @@ impl Member {
             let hint = if reply.end == End::Newline && reply.bytes.starts_with(own.as_bytes()) {
                 format!(
                     "That is {}'s own line, sent back to it: a line goes to every member but \
-                     the one who said it, never back to the sender.",
+                     the one who said it, never the sender itself.",
                     self.name
                 )
             } else if reply.end == End::Newline && reply.bytes == b"\n" {
