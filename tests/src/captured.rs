@@ -76,26 +76,6 @@ impl Capture {
     }
 }
 
-/// The last lines of `printed`, for a report: at most `most` lines, each cut
-/// to 300 characters.
-pub fn last_lines(printed: &str, most: usize) -> Vec<String> {
-    let lines: Vec<&str> = printed.lines().collect();
-    let skip = lines.len().saturating_sub(most);
-    let mut kept: Vec<String> = Vec::new();
-    if skip > 0 {
-        let noun = if skip == 1 { "line" } else { "lines" };
-        kept.push(format!("({skip} earlier {noun} not shown)"));
-    }
-    for line in &lines[skip..] {
-        let mut cut: String = line.chars().take(300).collect();
-        if cut.len() < line.len() {
-            cut.push_str("... (line cut)");
-        }
-        kept.push(cut);
-    }
-    kept
-}
-
 #[cfg(unix)]
 mod unix {
     use std::ffi::c_int;
@@ -255,20 +235,5 @@ mod unix {
             bytes.clear();
             text
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::last_lines;
-
-    #[test]
-    fn the_last_lines_are_kept_and_the_rest_counted() {
-        let printed = "one\ntwo\nthree\nfour\n";
-        assert_eq!(
-            last_lines(printed, 2),
-            ["(2 earlier lines not shown)", "three", "four"]
-        );
-        assert_eq!(last_lines("only\n", 5), ["only"]);
     }
 }

@@ -25,7 +25,7 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
-use crate::{captured, run_state};
+use crate::{captured, report, run_state};
 
 /// One check: its name and its function, which panics when the check fails.
 #[derive(Clone, Copy)]
@@ -254,7 +254,7 @@ fn show_printed(printed: &str) {
     }
     let mut text =
         String::from("  printed during this check, by your code or a panic (its last lines):\n");
-    for line in captured::last_lines(printed, 12) {
+    for line in report::last_lines(printed, 12, 300) {
         text.push_str(&format!("      {line}\n"));
     }
     run_state::print_now(&format!("{text}\n"));

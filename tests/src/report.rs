@@ -505,27 +505,29 @@ fn indent(text: &str) -> String {
 /// One field of a report: at most 12 lines (the last ones, where the cause
 /// usually is) and 600 characters a line.
 fn bounded_field(text: &str) -> String {
-    let lines: Vec<String> = text
-        .lines()
-        .map(|line| {
-            if line.chars().count() > 600 {
-                let head: String = line.chars().take(600).collect();
-                format!("{head}... (line cut)")
-            } else {
-                line.to_string()
-            }
-        })
-        .collect();
-    let kept = if lines.len() > 12 {
-        let hidden = lines.len() - 12;
+    last_lines(text, 12, 600).join("\n")
+}
+
+/// The last `most_lines` lines of `text`, each cut to `most_chars`
+/// characters, after a line that counts the lines left out, if any.
+pub(crate) fn last_lines(text: &str, most_lines: usize, most_chars: usize) -> Vec<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let hidden = lines.len().saturating_sub(most_lines);
+    let mut kept = Vec::new();
+    if hidden > 0 {
         let noun = if hidden == 1 { "line" } else { "lines" };
-        let mut kept = vec![format!("({hidden} earlier {noun} not shown)")];
-        kept.extend_from_slice(&lines[lines.len() - 12..]);
-        kept
-    } else {
-        lines
-    };
-    kept.join("\n")
+        kept.push(format!("({hidden} earlier {noun} not shown)"));
+    }
+    for line in &lines[hidden..] {
+        kept.push(match line.chars().count() > most_chars {
+            true => format!(
+                "{}... (line cut)",
+                line.chars().take(most_chars).collect::<String>()
+            ),
+            false => line.to_string(),
+        });
+    }
+    kept
 }
 
 /// At most `most` lines: the first few and the last ones.
@@ -839,6 +841,17 @@ mod tests {
     use super::{
         PART_SKIPPED, SKIPPED, as_sentence, bounded_lines, cap, fold_repeats, join_hints, skip_mark,
     };
+
+    #[test]
+    fn the_last_lines_are_kept_and_the_rest_counted() {
+        let printed = "one\ntwo\nthree\nfour\n";
+        assert_eq!(
+            super::last_lines(printed, 2, 300),
+            ["(2 earlier lines not shown)", "three", "four"]
+        );
+        assert_eq!(super::last_lines("only\n", 5, 300), ["only"]);
+        assert_eq!(super::last_lines("abcdef", 5, 3), ["abc... (line cut)"]);
+    }
 
     #[test]
     fn a_blocking_call_in_async_code_is_named_not_called_an_unwrap() {
