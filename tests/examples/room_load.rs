@@ -41,6 +41,8 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use seesaw_checks::bytes::show;
+
 /// How long one connect, and the greeting or the `*` line after it, may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long everyone may take to hear that everyone entered.
@@ -518,12 +520,6 @@ fn percentiles<const N: usize>(latencies: &mut [u64], wanted: [usize; N]) -> [Du
         let at = (latencies.len() * p / 100).min(latencies.len().saturating_sub(1));
         Duration::from_nanos(latencies.get(at).copied().unwrap_or(0))
     })
-}
-
-/// A line as Rust shows a byte string, cut short if long.
-fn show(line: &[u8]) -> String {
-    let shown = String::from_utf8_lossy(&line[..line.len().min(80)]);
-    format!("{shown:?}{}", if line.len() > 80 { "..." } else { "" })
 }
 
 /// What one run measured.
