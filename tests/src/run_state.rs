@@ -28,8 +28,8 @@ struct RunState {
     hung: Option<String>,
     /// The running step failed with a one-line mark, not a report.
     marked: bool,
-    /// Panics in the student's code on threads it started itself, during
-    /// the running step.
+    /// Panics in the student's code during the running step, as the hook
+    /// saw them (see [`stray_panics`]).
     stray_panics: Vec<crate::report::Panic>,
     /// The causes of failures so far (where the code panicked), each with
     /// the step that reported it and the cause in words.
