@@ -385,9 +385,6 @@ impl Report {
     /// on libtest's line instead: that report says it all already.
     #[track_caller]
     pub fn fail(mut self) -> ! {
-        if self.step.waited_out.load(Ordering::SeqCst) {
-            run_state::step_hung(&self.step.title);
-        }
         let panics = self.step.settled_panics();
         if self.program_panic.is_none()
             && let Some(panic) = self.step.program_panic()
@@ -399,6 +396,14 @@ impl Report {
             ));
             self.observed = Some(panic_hint(&panic.message).to_string());
             self.program_panic = Some(panic);
+        }
+        // A deadline that ran out is a hang only when nothing else explains
+        // it: after a panic the check waited on code that had stopped (a
+        // program still ending, on a loaded machine), and the steps to come
+        // will each meet the same panic at once rather than wait.
+        let panicked = !panics.is_empty() || self.program_panic.is_some();
+        if self.step.waited_out.load(Ordering::SeqCst) && !panicked {
+            run_state::step_hung(&self.step.title);
         }
         if let Some(mark) = self.same_cause_mark(&panics) {
             run_state::step_marked();

@@ -1,7 +1,8 @@
 //! Plays one failing check for each outcome a report must fit: an error of
 //! some kind, a panic, a hang (and the skip it causes), an early close, a
-//! reset, wrong bytes, code that ends the process, and a later step that
-//! fails for the same cause as an earlier one (one line). The golden test
+//! reset, wrong bytes, code that ends the process, a later step that
+//! fails for the same cause as an earlier one (one line), and one that waits
+//! out a deadline on code that had panicked (not a hang: the run goes on). The golden test
 //! (tests/tests/reports.rs) compares what this prints with
 //! tests/tests/golden/reports.txt. Not for students: it fails on purpose.
 
@@ -11,7 +12,7 @@ use std::panic::catch_unwind;
 
 use anyhow::Context;
 use seesaw_checks::bounded;
-use seesaw_checks::peer::{connected_pair, unused_address};
+use seesaw_checks::peer::{Peer, connected_pair, unused_address};
 use seesaw_checks::report::Step;
 
 const CHAPTER: &str = "04-echo-once";
@@ -30,6 +31,7 @@ fn main() {
     outcome(early_close);
     outcome(reset);
     outcome(wrong_bytes);
+    outcome(waited_on_code_that_panicked);
     outcome(hang);
     outcome(skipped_after_the_hang);
 }
@@ -101,15 +103,33 @@ fn wrong_bytes() {
         .fail();
 }
 
+/// The check waits out its deadline on code that has already panicked (a
+/// program still ending, say, on a loaded machine): the panic is the cause,
+/// not a hang, so the run goes on to the next step.
+fn waited_on_code_that_panicked() {
+    let step = Step::new(
+        "step 5b: the check waits in vain on code that panicked",
+        CHAPTER,
+    );
+    let (client, _still_open) = connected_pair(&step);
+    let _ = bounded::start(&step, "server_turn(&mut connection)", parse);
+    expect_hello_back(&step, client);
+}
+
 fn hang() {
     let step = Step::new("step 6: the student's code hangs", CHAPTER);
-    let (mut client, _theirs) = connected_pair(&step);
+    let (client, _theirs) = connected_pair(&step);
+    expect_hello_back(&step, client);
+}
+
+/// Sends `hello` and waits for it to come back, which it never does here.
+fn expect_hello_back(step: &Step, mut client: Peer) -> ! {
     client.send(b"hello\n");
     let reply = client.read_line();
     step.report()
         .expected("b\"hello\\n\" back")
         .got_received(b"hello\n", &reply)
-        .fail();
+        .fail()
 }
 
 fn skipped_after_the_hang() {
