@@ -322,6 +322,9 @@ impl Member {
 pub struct Where {
     /// Who greets and reads the name (serve_member).
     pub greeting: &'static str,
+    /// What checks a name, refuses a bad or taken one, and joins a good
+    /// one, before anyone in the room is told.
+    pub naming: &'static str,
     /// What says each line a member sends, and writes each line for it.
     pub lines: &'static str,
     /// What takes a member out of the room when it goes.
@@ -356,30 +359,51 @@ pub fn expect_joins_an_empty_room(step: &Step, addr: SocketAddr, at: &Where) {
         Member::join_hinted(step, addr, "alice", &[], at.greeting).patience(at.patience);
     alice.expect_quiet(
         QUIET,
-        "in an empty room nobody else speaks, and a newcomer never hears its own entry.",
+        "in an empty room nobody else speaks, and a newcomer never hears its own entry (not \
+         itself: everyone else does): entered_line goes to those already present, before the \
+         newcomer is inserted into the room.",
     );
 }
 
-/// A newcomer whose `name` must be refused: one `*` line, then the end.
-pub fn expect_refused(step: &Step, addr: SocketAddr, name: &str, why: &str, at: &Where) {
+/// A newcomer whose `name` must be refused while alice is in the room: one
+/// `*` line, then the end.
+fn expect_refused(step: &Step, addr: SocketAddr, name: &str, why: &str, at: &Where) {
     let mut peer = greeted_hinted(step, addr, "newcomer", at.accepting).patience(at.patience);
     peer.send(format!("{name}\n").as_bytes());
     let line = peer.read_line();
-    if line.end != End::Newline || !line.bytes.starts_with(b"*") {
+    let whole = line.end == End::Newline;
+    if !whole || !line.bytes.starts_with(b"*") || is_presence_line(&line.bytes) {
+        let refuse = crate::report::join_hints(
+            "a name that is not 1 to 16 ASCII letters or digits, or is taken, gets one \
+             error line and a gentle end",
+            at.naming,
+        );
+        // Accepted, and alice (present all along) is not listed: what was
+        // seen, and its likeliest causes, come first.
+        let hint = match whole && lists_exactly(&line.bytes, "alice", &[]) {
+            true => crate::report::join_hints(NOT_IN_ALICES_ROOM, &refuse),
+            false => refuse,
+        };
         step.report()
-            .did(&format!("the check gave the name {name:?} ({why})"))
+            .did(&format!(
+                "the check gave the name {name:?} ({why}) while alice is present"
+            ))
             .expected("one line that starts with `*` and says why, then end of file")
             .got(&line.describe())
-            .hint(&crate::report::join_hints(
-                "a name that is not 1 to 16 ASCII letters or digits, or is taken, gets one \
-                 error line and a gentle end",
-                at.greeting,
-            ))
+            .hint(&hint)
             .fail();
     }
     peer.close_sending();
     peer.expect_end("after the error line, the connection ends (a gentle close).");
 }
+
+/// The two likeliest causes when a newcomer's list leaves out alice, who
+/// joined first and never left.
+const NOT_IN_ALICES_ROOM: &str = "alice, connected and named, is not in the newcomer's room. \
+     Either each client joined a room of its own (there is one Room, made once, shared by \
+     all: each task or thread gets its own handle on it, Arc::clone), or alice was taken out \
+     of the room (a leave where nobody joined: a refused name never joined, so it never \
+     leaves).";
 
 /// Bad and taken names are refused, and nobody hears of them; names are
 /// compared exactly, case included.
@@ -391,29 +415,81 @@ pub fn expect_names_refused(step: &Step, addr: SocketAddr, at: &Where) {
     expect_refused(step, addr, "alice", "taken", at);
     alice.expect_quiet(
         QUIET,
-        "a refused newcomer never joined: nobody hears it enter or leave.",
+        &crate::report::join_hints(
+            "a refused newcomer never joined: nobody hears it enter or leave",
+            at.naming,
+        ),
     );
-    let mut other_case = greeted(step, addr, "ALICE").patience(at.patience);
-    other_case.send(b"ALICE\n");
-    let line = other_case.read_line();
-    if line.end != End::Newline || !lists_exactly(&line.bytes, "ALICE", &["alice"]) {
-        // A list without alice, who is present: ALICE is in another room.
-        let alone = line.end == End::Newline && lists_exactly(&line.bytes, "ALICE", &[]);
-        let hint = match alone {
-            true => {
-                "the list does not name alice, who is connected and named: ALICE joined \
-                 another room. Every client joins one room, shared by all (one Room, made \
-                 once; each task or thread gets its own handle on it: Arc::clone)."
-            }
-            false => "names are compared exactly, case included: `ALICE` is not `alice`.",
-        };
-        step.report()
-            .did("the check gave the name \"ALICE\" while alice is present")
-            .expected("the `*` list of the others: ALICE is a name of its own")
-            .got(&line.describe())
-            .hint(hint)
-            .fail();
+    let longest = "abcdefghijklmnop";
+    expect_listed_beside_alice(
+        step,
+        addr,
+        longest,
+        "16 letters, the most allowed, after the second alice was refused",
+        "a name of 16 letters is valid: 1 to 16, both included.",
+        "alice must still be listed: refusing a taken name changes nothing in the room. The \
+         newcomer never joined, so it never leaves: no leave for the name, which is alice's.",
+        at,
+    );
+    expect_listed_beside_alice(
+        step,
+        addr,
+        "ALICE",
+        "while alice is present",
+        "names are compared exactly, case included: `ALICE` is not `alice`.",
+        "names are compared exactly, case included: `ALICE` is not `alice`.",
+        at,
+    );
+}
+
+/// A newcomer named `name` joins while alice is present: its `*` list must
+/// name alice. `refused` is the hint when it gets an error line instead;
+/// `otherwise` when the line is anything else but a list of nobody, which
+/// says the newcomer joined a room of its own.
+fn expect_listed_beside_alice(
+    step: &Step,
+    addr: SocketAddr,
+    name: &str,
+    when: &str,
+    refused: &str,
+    otherwise: &str,
+    at: &Where,
+) {
+    let mut newcomer = greeted(step, addr, name).patience(at.patience);
+    newcomer.send(format!("{name}\n").as_bytes());
+    let line = newcomer.read_line();
+    if line.end == End::Newline && lists_exactly(&line.bytes, name, &["alice"]) {
+        return;
     }
+    let whole = line.end == End::Newline;
+    let hint = if whole && is_error_line(&line.bytes) {
+        refused
+    } else if whole && lists_exactly(&line.bytes, name, &[]) {
+        NOT_IN_ALICES_ROOM
+    } else {
+        otherwise
+    };
+    step.report()
+        .did(&format!("the check gave the name {name:?} ({when})"))
+        .expected(&format!(
+            "the `*` list of the others, alice among them: {name} is a name of its own"
+        ))
+        .got(&line.describe())
+        .hint(hint)
+        .fail();
+}
+
+/// True for the error line that refuse (given in lessons 11 and 12) sends:
+/// `* error: WHY`. It starts with `*` like a list, and names nobody.
+fn is_error_line(line: &[u8]) -> bool {
+    line.starts_with(b"* error")
+}
+
+/// True for the list a named newcomer gets, as present_line (given in
+/// lessons 11 and 12) writes it: `* in the room: ...`. It starts with `*`
+/// like an error line.
+fn is_presence_line(line: &[u8]) -> bool {
+    line.starts_with(b"* in the room:")
 }
 
 /// The newcomer hears who is present; those present hear it enter.

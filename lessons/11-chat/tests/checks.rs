@@ -3,24 +3,23 @@
 //!
 //! Step 1 calls your valid_name. Steps 2-10 are the check as members of
 //! your room: your serve_member on each connection the check accepts, on real
-//! connections; the conversation verbs (join, say, expect a line) are in
-//! the support crate's `chat` module. Steps 11-13 run the lesson's program,
-//! and step 14 has your client talk to your server through a relay.
+//! connections. The room's rules are conversations in the support crate's
+//! `chat` module, shared with lesson 12 (`AT` below says where your code
+//! keeps each rule). Steps 11-13 run the lesson's program, and step 14 has
+//! your client talk to your server through a relay.
 
 use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::thread;
-use std::time::{Duration, Instant};
-
-use std::sync::Arc;
+use std::time::Instant;
 
 use lesson_11_chat::{MAX_LINE, OUTBOX_LINES, Room, serve_member, valid_name};
 use seesaw_checks::DEADLINE;
 use seesaw_checks::bounded;
 use seesaw_checks::bytes::show;
-use seesaw_checks::chat::{Member, greeted, left, lists_exactly, said};
+use seesaw_checks::chat::{self, Member, Where, lists_exactly};
 use seesaw_checks::peer::{CheckServer, End};
 use seesaw_checks::program;
 use seesaw_checks::program::{expect_address_in_use_explained, run};
@@ -31,16 +30,31 @@ use seesaw_checks::watched::WatchedServer;
 
 const CHAPTER: &str = "11-chat";
 
-/// How long a member of a flooded room waits for the next 100 lines: each
-/// takes microseconds to fan out, so half a second of nothing is a stopped
-/// room.
-const FLOOD_WAIT: Duration = Duration::from_millis(500);
-
-/// How long a member listens to be sure nothing comes: a room fans a line
-/// out in microseconds, so a line that should not come, and does, comes
-/// well within it. (Where another line can follow, the checks wait for that
-/// line instead: what comes first shows what should not have come.)
-const QUIET: Duration = Duration::from_millis(100);
+/// Where lesson 11's code keeps each rule of the room: your serve_member
+/// (greets, checks the name, reads the member's lines, leaves) and the
+/// Room's join, say, deliver and leave.
+const AT: Where = Where {
+    greeting: "serve_member writes GREETING first, then reads the name; once the name is \
+               accepted, the newcomer hears present_line of everyone else present (never \
+               itself), even when nobody is, before anything else.",
+    naming: "check valid_name before join, then take join's answer (false: the name is taken, \
+             the map contains_key it), before anyone is told; a refused name gets refuse \
+             (given): one error line, a gentle end.",
+    lines: "say delivers said_line(from, text) to every member but the sender: skip `from`, \
+            never the sender; each member's writer thread writes its outbox's lines.",
+    leaving: "when a member's reader sees the end, or an error, leave the room: remove it from \
+              the map (HashMap::remove), then deliver left_line(name) to everyone still \
+              present, once.",
+    too_long: "read_line_within says LineRead::TooLong: leave the room, wait for the writer, then \
+               refuse (given): its close is gentle (close_gently), so that the bytes of the \
+               long line still coming cannot reset the connection before the error line is \
+               read.",
+    non_reader: "deliver must never wait: try_send into the member's bounded outbox (never \
+                 write a socket while holding the room's lock); a full outbox cuts that member \
+                 off: shut its connection down both ways (Shutdown::Both).",
+    accepting: "serve_member writes GREETING to every newcomer first, before reading its name.",
+    patience: DEADLINE,
+};
 
 /// Your room: the check accepts each client, as serve_room (given) does,
 /// and serves it with your serve_member, on a thread of its own, in one
@@ -95,31 +109,7 @@ fn step_02_a_newcomer_is_greeted_and_joins_an_empty_room() {
         "step 2: a newcomer gets one greeting line; after its name, the `*` list of an empty room",
         CHAPTER,
     );
-    let addr = start_room(&step);
-    let mut alice = Member::join(&step, addr, "alice", &[]);
-    alice.expect_quiet(
-        QUIET,
-        "in an empty room nobody else speaks, and a newcomer never hears its own entry (not \
-         itself: everyone else does): deliver entered_line to those already present, before \
-         inserting the newcomer into the room.",
-    );
-}
-
-/// A newcomer whose `name` must be refused: one `*` line, then the end.
-fn expect_refused(step: &Step, addr: SocketAddr, name: &str, why: &str) {
-    let mut peer = greeted(step, addr, "newcomer");
-    peer.send(format!("{name}\n").as_bytes());
-    let line = peer.read_line();
-    if line.end != End::Newline || !line.bytes.starts_with(b"*") {
-        step.report()
-            .did(&format!("the check gave the name {name:?} ({why})"))
-            .expected("one line that starts with `*` and says why, then end of file")
-            .got(&line.describe())
-            .hint("a name that is not valid_name, or taken, gets refuse (given): one line, a gentle end.")
-            .fail();
-    }
-    peer.close_sending();
-    peer.expect_end("after the error line, end the connection: return refuse's result.");
+    chat::expect_joins_an_empty_room(&step, start_room(&step), &AT);
 }
 
 fn step_03_a_bad_or_taken_name_gets_one_line_and_a_gentle_end() {
@@ -127,40 +117,7 @@ fn step_03_a_bad_or_taken_name_gets_one_line_and_a_gentle_end() {
         "step 3: a bad or taken name gets one `*` error line and end of file; nobody hears of it",
         CHAPTER,
     );
-    let addr = start_room(&step);
-    let mut alice = Member::join(&step, addr, "alice", &[]);
-    expect_refused(&step, addr, "", "empty");
-    expect_refused(&step, addr, "bob smith", "a space");
-    expect_refused(&step, addr, "abcdefghijklmnopq", "17 letters");
-    expect_refused(&step, addr, "alice", "taken");
-    alice.expect_quiet(
-        QUIET,
-        "a refused newcomer never joined: nobody hears it enter or leave. Check valid_name \
-         before join, then take join's answer (false: the name is taken), before anyone is \
-         told.",
-    );
-    Member::join_hinted(
-        &step,
-        addr,
-        "abcdefghijklmnop",
-        &["alice"],
-        "alice must still be listed: refusing a taken name changes nothing in the room. The \
-         newcomer never joined, so it never leaves: no leave for the name, which is alice's.",
-    );
-    let mut other_case = greeted(&step, addr, "ALICE");
-    other_case.send(b"ALICE\n");
-    let line = other_case.read_line();
-    if line.end != End::Newline || !lists_exactly(&line.bytes, "ALICE", &["alice"]) {
-        step.report()
-            .did("the check gave the name \"ALICE\" while alice is present")
-            .expected("the `*` list of the others: ALICE is a name of its own")
-            .got(&line.describe())
-            .hint(
-                "names are compared exactly, case included: join refuses only the same name \
-                 (contains_key), and `ALICE` is not `alice`.",
-            )
-            .fail();
-    }
+    chat::expect_names_refused(&step, start_room(&step), &AT);
 }
 
 fn step_04_the_newcomer_hears_who_is_present_the_others_hear_it_enter() {
@@ -168,16 +125,7 @@ fn step_04_the_newcomer_hears_who_is_present_the_others_hear_it_enter() {
         "step 4: a newcomer gets the list of everyone else; the others hear `* NAME has entered the room`",
         CHAPTER,
     );
-    let addr = start_room(&step);
-    let enter = "when a member joins, deliver entered_line(name) to everyone already present \
-                 (not to the newcomer itself).";
-    let mut alice = Member::join(&step, addr, "alice", &[]);
-    let mut bob = Member::join(&step, addr, "bob", &["alice"]);
-    alice.expect_entered("bob", enter);
-    let _carol = Member::join(&step, addr, "carol", &["alice", "bob"]);
-    alice.expect_entered("carol", enter);
-    // bob heard carol's entry, not its own (step 2 saw an empty room's).
-    bob.expect_entered("carol", enter);
+    chat::expect_entries(&step, start_room(&step), &AT);
 }
 
 fn step_05_a_line_reaches_every_other_member_never_the_sender() {
@@ -185,38 +133,7 @@ fn step_05_a_line_reaches_every_other_member_never_the_sender() {
         "step 5: each line reaches every other member as `[NAME] text`, never the sender, never a later member",
         CHAPTER,
     );
-    let addr = start_room(&step);
-    let fan_out = "say delivers said_line(from, text) to every member but the sender: skip \
-                   `from`, never the sender.";
-    let mut alice = Member::join(&step, addr, "alice", &[]);
-    let mut bob = Member::join(&step, addr, "bob", &["alice"]);
-    alice.expect_entered("bob", fan_out);
-    alice.say("  hi bob, how are you?  ");
-    bob.expect_said(
-        "alice",
-        "  hi bob, how are you?  ",
-        "say passes the text on as sent, spaces kept (do not trim it): only the newline, and \
-         a \\r before it, are taken off.",
-    );
-    bob.say("fine");
-    bob.say("and you?");
-    alice.expect_said("bob", "fine", fan_out);
-    alice.expect_said("bob", "and you?", fan_out);
-    // What bob hears next is alice's line, not its own lines back.
-    alice.say("good");
-    bob.expect_said(
-        "alice",
-        "good",
-        "never send a line back to the member who said it.",
-    );
-    let mut carol = Member::join(&step, addr, "carol", &["alice", "bob"]);
-    // What carol hears first after its list is a line said after it joined.
-    alice.say("welcome carol");
-    carol.expect_said(
-        "alice",
-        "welcome carol",
-        "a newcomer hears nothing said before it joined: only its list, then what comes.",
-    );
+    chat::expect_fan_out(&step, start_room(&step), &AT);
 }
 
 fn step_06_an_unnamed_client_hears_nothing_of_the_room() {
@@ -224,26 +141,7 @@ fn step_06_an_unnamed_client_hears_nothing_of_the_room() {
         "step 6: a client that has not given a name hears nothing of the room, and leaves unannounced",
         CHAPTER,
     );
-    let addr = start_room(&step);
-    let mut alice = Member::join(&step, addr, "alice", &[]);
-    let mut stranger = greeted(&step, addr, "stranger");
-    let mut bob = Member::join(&step, addr, "bob", &["alice"]);
-    bob.say("anyone here?");
-    alice.expect_entered("bob", "tell members who joined.");
-    alice.expect_said("bob", "anyone here?", "every other member hears each line.");
-    stranger.expect_silence(
-        QUIET,
-        "a client is in the room only once join accepted its name: before that it hears nothing.",
-    );
-    stranger.close_sending();
-    stranger.expect_end("a client that hangs up before its name: return Ok(()).");
-    // The stranger's thread has ended: what alice hears next is bob.
-    bob.say("still here");
-    alice.expect_said(
-        "bob",
-        "still here",
-        "a client that never joined never leaves either: say nothing.",
-    );
+    chat::expect_unnamed_hear_nothing(&step, start_room(&step), &AT);
 }
 
 fn step_07_leaving_is_announced_once_to_the_others() {
@@ -251,36 +149,7 @@ fn step_07_leaving_is_announced_once_to_the_others() {
         "step 7: when a member hangs up, each other member hears `* NAME has left the room`, once",
         CHAPTER,
     );
-    let addr = start_room(&step);
-    let gone = "when a member's reader sees the end, leave the room: deliver left_line(name) to \
-                everyone still present, once.";
-    let mut alice = Member::join(&step, addr, "alice", &[]);
-    let mut bob = Member::join(&step, addr, "bob", &["alice"]);
-    let carol = Member::join(&step, addr, "carol", &["alice", "bob"]);
-    alice.expect_entered("bob", gone);
-    alice.expect_entered("carol", gone);
-    bob.expect_entered("carol", gone);
-    let mut carol = carol.peer;
-    carol.close_sending();
-    alice.expect_left("carol", gone);
-    bob.expect_left("carol", gone);
-    carol.expect_end(
-        "a member who hangs up is taken out of the room (remove it from the map) before the \
-         others are told: it hears nothing more, its outbox closes, and so does its connection.",
-    );
-    // carol's thread has ended: what alice hears next is bob.
-    bob.say("carol is gone");
-    alice.expect_said("bob", "carol is gone", "a leave is announced once.");
-    let carol = Member::join(&step, addr, "carol", &["alice", "bob"]);
-    alice.expect_entered("carol", "the name is free again once its member has left.");
-    // A line for carol that it never reads: closing then resets.
-    alice.say("bye carol");
-    carol.peer.reset();
-    alice.expect_left(
-        "carol",
-        "a member whose connection is reset has left too: leave the room whatever ended the \
-         reading (end of file or an error), then return the error.",
-    );
+    chat::expect_leaves_once(&step, start_room(&step), &AT);
 }
 
 fn step_08_a_line_over_the_limit_drops_the_member_gently() {
@@ -288,42 +157,7 @@ fn step_08_a_line_over_the_limit_drops_the_member_gently() {
         "step 8: a line of MAX_LINE bytes passes; one byte more gets a `*` line, end of file, and a leave",
         CHAPTER,
     );
-    let addr = start_room(&step);
-    let mut alice = Member::join(&step, addr, "alice", &[]);
-    let mut bob = Member::join(&step, addr, "bob", &["alice"]);
-    alice.expect_entered("bob", "tell members who joined.");
-    let longest = "x".repeat(MAX_LINE);
-    bob.say(&longest);
-    alice.expect_said(
-        "bob",
-        &longest,
-        "a line of exactly MAX_LINE bytes is allowed.",
-    );
-    // One byte over, and the line goes on: bytes the server will not read.
-    // Closing at once with them unread resets the connection, and the reset
-    // can destroy the error line before bob reads it.
-    let too_long = format!("{}y{}\n", "x".repeat(MAX_LINE), "x".repeat(64 * 1024));
-    bob.peer.send_in_background(too_long.into_bytes());
-    let line = bob.peer.read_line();
-    if line.end != End::Newline || !line.bytes.starts_with(b"*") {
-        step.report()
-            .expected("one line that starts with `*` (the line is too long), then end of file")
-            .got(&line.describe())
-            .hint(
-                "read_line_within says LineRead::TooLong: leave the room, wait for the writer, then \
-                 refuse (given): its close is gentle (close_gently), so that the bytes of the \
-                 long line still coming cannot reset the connection before the error line is \
-                 read.",
-            )
-            .fail();
-    }
-    alice.expect_left(
-        "bob",
-        "a member dropped for a long line leaves the room: the others hear it.",
-    );
-    bob.peer.close_sending();
-    bob.peer
-        .expect_end("after the error line, end the connection gently (refuse).");
+    chat::expect_long_line_drops(&step, start_room(&step), MAX_LINE, &AT);
 }
 
 fn step_09_a_member_who_never_reads_does_not_hold_up_the_room() {
@@ -331,81 +165,7 @@ fn step_09_a_member_who_never_reads_does_not_hold_up_the_room() {
         "step 9: a member who never reads holds up nobody: the others get every line, and it is cut off",
         CHAPTER,
     );
-    let addr = start_room(&step);
-    let mut alice = Member::join(&step, addr, "alice", &[]);
-    let slow = Member::join(&step, addr, "slow", &["alice"]);
-    let flood = Member::join(&step, addr, "flood", &["alice", "slow"]);
-    alice.expect_entered("slow", "tell members who joined.");
-    alice.expect_entered("flood", "tell members who joined.");
-    // Lines as long as allowed, 100 at a time, as fast as alice reads them:
-    // more than the never-reading member's socket buffers and outbox hold.
-    let (line, batches) = flood_lines();
-    let batch: Vec<u8> = (0..100).flat_map(|_| said_bytes(&line)).collect();
-    flood.peer.note(format!(
-        "check   sends {batches} x 100 lines of {MAX_LINE} bytes; alice reads each 100"
-    ));
-    let mut writer = flood.peer.stream().try_clone().expect("clone");
-    let (mut heard, mut others) = (0, Vec::new());
-    for _ in 0..batches {
-        let _ = writer.write_all(&batch);
-        let (came, other) = alice.count_lines(&said("flood", &line), 100, FLOOD_WAIT);
-        heard += came;
-        others.extend(other);
-        if came < 100 {
-            break;
-        }
-    }
-    if heard < batches * 100 {
-        step.report()
-            .expected(&format!(
-                "all {} lines from flood, each within the deadline",
-                batches * 100
-            ))
-            .got(&format!(
-                "{heard} lines, then nothing for {} s",
-                FLOOD_WAIT.as_secs_f32()
-            ))
-            .hint(
-                "the room stopped: delivering to the member who does not read waits. deliver \
-                 must never wait: try_send, and a full outbox cuts that member off.",
-            )
-            .fail();
-    }
-    if others != [left("slow")] {
-        let shown: Vec<String> = others
-            .iter()
-            .map(|l| String::from_utf8_lossy(l).into_owned())
-            .collect();
-        step.report()
-            .expected("among the flood, one line: `* slow has left the room`")
-            .got(&format!("{shown:?}"))
-            .hint(
-                "a member whose outbox is full is not reading: cut it off, shut its connection \
-                 down both ways (Shutdown::Both); its reader then leaves the room, and the \
-                 others hear it, once. Otherwise its bounded outbox stays full for ever (or an unbounded one \
-                 grows the server's memory).",
-            )
-            .fail();
-    }
-    drop(slow);
-}
-
-/// What a never-reading member's connection holds before its outbox fills,
-/// at most: on Linux's loopback the server's send buffer grows to 4 MiB
-/// (tcp_wmem's largest) and the check's receive buffer holds 128 KiB
-/// (measured with `ss -tmn`); other systems hold less.
-const SOCKET_BUFFERS: usize = 5 * 1024 * 1024;
-
-/// A flood that overflows a never-reading member: the longest line allowed,
-/// and how many batches of 100 fill its socket buffers and its outbox.
-fn flood_lines() -> (String, usize) {
-    let lines = SOCKET_BUFFERS / MAX_LINE + OUTBOX_LINES;
-    ("z".repeat(MAX_LINE), lines.div_ceil(100) + 1)
-}
-
-/// One line as a member sends it.
-fn said_bytes(text: &str) -> Vec<u8> {
-    format!("{text}\n").into_bytes()
+    chat::expect_non_reader_cut_off(&step, start_room(&step), MAX_LINE, OUTBOX_LINES, &AT);
 }
 
 fn step_10_many_members_at_once() {
@@ -413,26 +173,7 @@ fn step_10_many_members_at_once() {
         "step 10: twenty members at once: each line reaches the nineteen others",
         CHAPTER,
     );
-    let addr = start_room(&step);
-    let names: Vec<String> = (1..=20).map(|n| format!("m{n}")).collect();
-    let mut members: Vec<Member> = Vec::new();
-    for name in &names {
-        let others: Vec<&str> = members.iter().map(|m| m.name.as_str()).collect();
-        let member = Member::join(&step, addr, name, &others);
-        for earlier in &mut members {
-            earlier.expect_entered(name, "tell every member who joined.");
-        }
-        members.push(member);
-    }
-    for index in 0..members.len() {
-        let from = names[index].clone();
-        members[index].say(&format!("hello from {from}"));
-        for (other, member) in members.iter_mut().enumerate() {
-            if other != index {
-                member.expect_said(&from, &format!("hello from {from}"), "fan out to everyone.");
-            }
-        }
-    }
+    chat::expect_many_members(&step, start_room(&step), 20, &AT);
 }
 
 fn step_11_the_server_program_narrates() {
@@ -478,8 +219,10 @@ fn step_11_the_server_program_narrates() {
     let sluggard_peer = sluggard.peer.local_addr();
     alice.expect_entered("sluggard", "tell members who joined.");
     let mut writer = alice.peer.stream().try_clone().expect("clone");
-    let (line, batches) = flood_lines();
-    let lines: Vec<u8> = (0..batches * 100).flat_map(|_| said_bytes(&line)).collect();
+    let (line, batches) = chat::flood_of(MAX_LINE, OUTBOX_LINES);
+    let lines: Vec<u8> = (0..batches * 100)
+        .flat_map(|_| format!("{line}\n").into_bytes())
+        .collect();
     alice.peer.note(format!(
         "check   sends {} lines of {MAX_LINE} bytes as alice; sluggard reads none",
         batches * 100

@@ -33,6 +33,8 @@ pub const AT: Where = Where {
     greeting: "serve_member_async (given) greets each client, and joins it to the room once named: \
                join (given) puts the `*` list in its outbox. converse's select! must write \
                each line of the outbox as it comes, even while the member says nothing.",
+    naming: "serve_member_async (given) checks each name (valid_name, then join: false when \
+             taken) before anyone is told, and refuses a bad or taken one gently (refuse).",
     lines: "converse: one select! loop, whose connection branch says each line the member \
             sends (room.say) and whose outbox branch writes each line of the outbox to the \
             member.",
