@@ -325,6 +325,10 @@ pub struct Where {
     /// What checks a name, refuses a bad or taken one, and joins a good
     /// one, before anyone in the room is told.
     pub naming: &'static str,
+    /// How the lesson's code makes one room for every client, said as the
+    /// mistake (`each client joined a room of its own (...)`); empty when
+    /// the room is made by code the student does not write.
+    pub one_room: &'static str,
     /// What says each line a member sends, and writes each line for it.
     pub lines: &'static str,
     /// What takes a member out of the room when it goes.
@@ -381,7 +385,7 @@ fn expect_refused(step: &Step, addr: SocketAddr, name: &str, why: &str, at: &Whe
         // Accepted, and alice (present all along) is not listed: what was
         // seen, and its likeliest causes, come first.
         let hint = match whole && lists_exactly(&line.bytes, "alice", &[]) {
-            true => crate::report::join_hints(NOT_IN_ALICES_ROOM, &refuse),
+            true => crate::report::join_hints(&not_in_alices_room(at), &refuse),
             false => refuse,
         };
         step.report()
@@ -397,13 +401,20 @@ fn expect_refused(step: &Step, addr: SocketAddr, name: &str, why: &str, at: &Whe
     peer.expect_end("after the error line, the connection ends (a gentle close).");
 }
 
-/// The two likeliest causes when a newcomer's list leaves out alice, who
-/// joined first and never left.
-const NOT_IN_ALICES_ROOM: &str = "alice, connected and named, is not in the newcomer's room. \
-     Either each client joined a room of its own (there is one Room, made once, shared by \
-     all: each task or thread gets its own handle on it, Arc::clone), or alice was taken out \
-     of the room (a leave where nobody joined: a refused name never joined, so it never \
-     leaves).";
+/// What was seen when a newcomer's list leaves out alice, who joined first
+/// and never left, and its likeliest causes: a room of its own, where the
+/// lesson's code makes the room, or alice taken out of the room.
+fn not_in_alices_room(at: &Where) -> String {
+    let taken_out = "alice was taken out of the room (a leave where nobody joined: a refused \
+                     name never joined, so it never leaves)";
+    match at.one_room {
+        "" => format!("alice, connected and named, is not in the newcomer's room: {taken_out}."),
+        one_room => format!(
+            "alice, connected and named, is not in the newcomer's room. Either {one_room}, or \
+             {taken_out}."
+        ),
+    }
+}
 
 /// Bad and taken names are refused, and nobody hears of them; names are
 /// compared exactly, case included.
@@ -463,11 +474,11 @@ fn expect_listed_beside_alice(
     }
     let whole = line.end == End::Newline;
     let hint = if whole && is_error_line(&line.bytes) {
-        refused
+        refused.to_string()
     } else if whole && lists_exactly(&line.bytes, name, &[]) {
-        NOT_IN_ALICES_ROOM
+        not_in_alices_room(at)
     } else {
-        otherwise
+        otherwise.to_string()
     };
     step.report()
         .did(&format!("the check gave the name {name:?} ({when})"))
@@ -475,7 +486,7 @@ fn expect_listed_beside_alice(
             "the `*` list of the others, alice among them: {name} is a name of its own"
         ))
         .got(&line.describe())
-        .hint(hint)
+        .hint(&hint)
         .fail();
 }
 

@@ -40,6 +40,7 @@ const AT: Where = Where {
     naming: "check valid_name before join, then take join's answer (false: the name is taken, \
              the map contains_key it), before anyone is told; a refused name gets refuse \
              (given): one error line, a gentle end.",
+    one_room: "", // the check makes the one room, as serve_room (given) does
     lines: "say delivers said_line(from, text) to every member but the sender: skip `from`, \
             never the sender; each member's writer thread writes its outbox's lines.",
     leaving: "when a member's reader sees the end, or an error, leave the room: remove it from \

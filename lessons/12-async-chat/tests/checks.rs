@@ -35,6 +35,9 @@ pub const AT: Where = Where {
                each line of the outbox as it comes, even while the member says nothing.",
     naming: "serve_member_async (given) checks each name (valid_name, then join: false when \
              taken) before anyone is told, and refuses a bad or taken one gently (refuse).",
+    one_room: "each client joined a room of its own (there is one ChatRoom, made once in \
+               serve_room_async, shared by all: each task gets its own handle on it, \
+               Arc::clone)",
     lines: "converse: one select! loop, whose connection branch says each line the member \
             sends (room.say) and whose outbox branch writes each line of the outbox to the \
             member.",
