@@ -145,8 +145,35 @@ impl Member {
         others: &[&str],
         hint: &str,
     ) -> Member {
-        let mut peer = greeted(step, addr, name);
-        peer.send(format!("{name}\n").as_bytes());
+        Member::join_sending(step, name, others, hint, greeted(step, addr, name), "")
+    }
+
+    /// [`Member::join`], with the member's first line sent in the same write
+    /// as its name, as a client that types ahead may send them: the server
+    /// may read both at once.
+    pub fn join_saying(
+        step: &Step,
+        addr: SocketAddr,
+        name: &str,
+        others: &[&str],
+        text: &str,
+    ) -> Member {
+        let first_line = format!("{text}\n");
+        let peer = greeted(step, addr, name);
+        Member::join_sending(step, name, others, PRESENCE, peer, &first_line)
+    }
+
+    /// Gives `name` (and `then`, in the same write) on a greeted connection,
+    /// and expects the `*` line that lists exactly `others`.
+    fn join_sending(
+        step: &Step,
+        name: &str,
+        others: &[&str],
+        hint: &str,
+        mut peer: Peer,
+        then: &str,
+    ) -> Member {
+        peer.send(format!("{name}\n{then}").as_bytes());
         let mut member = Member {
             name: name.to_string(),
             peer,
@@ -377,11 +404,18 @@ fn expect_refused(step: &Step, addr: SocketAddr, name: &str, why: &str, at: &Whe
     let line = peer.read_line();
     let whole = line.end == End::Newline;
     if !whole || !line.bytes.starts_with(b"*") || is_presence_line(&line.bytes) {
-        let refuse = crate::report::join_hints(
+        let mut refuse = crate::report::join_hints(
             "a name that is not 1 to 16 ASCII letters or digits, or is taken, gets one \
              error line and a gentle end",
             at.naming,
         );
+        if name != name.trim() {
+            refuse = crate::report::join_hints(
+                "the name is the line as sent, spaces included: never trim it, or ` bob` \
+                 passes for `bob`",
+                &refuse,
+            );
+        }
         // Accepted, and alice (present all along) is not listed: what was
         // seen, and its likeliest causes, come first.
         let hint = match whole && lists_exactly(&line.bytes, "alice", &[]) {
@@ -422,6 +456,7 @@ pub fn expect_names_refused(step: &Step, addr: SocketAddr, at: &Where) {
     let mut alice = Member::join_at(at, step, addr, "alice", &[]);
     expect_refused(step, addr, "", "empty", at);
     expect_refused(step, addr, "bob smith", "a space", at);
+    expect_refused(step, addr, " bob", "a space before it", at);
     expect_refused(step, addr, "abcdefghijklmnopq", "17 letters", at);
     expect_refused(step, addr, "alice", "taken", at);
     alice.expect_quiet(
@@ -432,7 +467,7 @@ pub fn expect_names_refused(step: &Step, addr: SocketAddr, at: &Where) {
         ),
     );
     let longest = "abcdefghijklmnop";
-    expect_listed_beside_alice(
+    let _longest = expect_listed_beside_alice(
         step,
         addr,
         longest,
@@ -441,6 +476,13 @@ pub fn expect_names_refused(step: &Step, addr: SocketAddr, at: &Where) {
         "alice must still be listed: refusing a taken name changes nothing in the room. The \
          newcomer never joined, so it never leaves: no leave for the name, which is alice's.",
         at,
+    );
+    alice.expect_entered(
+        longest,
+        "alice heard nothing of the newcomer's entry. Either the room does not tell members \
+         who joined (everyone already present hears entered_line), or refusing the second \
+         alice broke the first one's place in the room: join must look before it inserts, \
+         never replace a member to learn that its name is taken.",
     );
     expect_listed_beside_alice(
         step,
@@ -456,7 +498,8 @@ pub fn expect_names_refused(step: &Step, addr: SocketAddr, at: &Where) {
 /// A newcomer named `name` joins while alice is present: its `*` list must
 /// name alice. `refused` is the hint when it gets an error line instead;
 /// `otherwise` when the line is anything else but a list of nobody, which
-/// says the newcomer joined a room of its own.
+/// says the newcomer joined a room of its own. Returns the newcomer, still
+/// connected.
 fn expect_listed_beside_alice(
     step: &Step,
     addr: SocketAddr,
@@ -465,12 +508,12 @@ fn expect_listed_beside_alice(
     refused: &str,
     otherwise: &str,
     at: &Where,
-) {
+) -> Peer {
     let mut newcomer = greeted(step, addr, name).patience(at.patience);
     newcomer.send(format!("{name}\n").as_bytes());
     let line = newcomer.read_line();
     if line.end == End::Newline && lists_exactly(&line.bytes, name, &["alice"]) {
-        return;
+        return newcomer;
     }
     let whole = line.end == End::Newline;
     let hint = if whole && is_error_line(&line.bytes) {
@@ -545,6 +588,16 @@ pub fn expect_fan_out(step: &Step, addr: SocketAddr, at: &Where) {
         "alice",
         "welcome carol",
         "a newcomer hears nothing said before it joined: only its list, then what comes.",
+    );
+    let _dave = Member::join_saying(step, addr, "dave", &["alice", "bob", "carol"], "hi all");
+    carol.expect_entered("dave", "tell members who joined.");
+    carol.expect_said(
+        "dave",
+        "hi all",
+        "dave sent its name and this line in one write, as a client may (TCP keeps no \
+         message boundaries). The likeliest cause: the line was read ahead with the name, by \
+         a reader (a BufReader) that was then dropped, and a second reader made after the \
+         name never sees it. Read a connection through one BufReader, made once.",
     );
 }
 
