@@ -110,7 +110,11 @@ fn lost_its_start(expected: &[u8], got: &[u8]) -> bool {
         return false;
     };
     let (speaker, text) = expected.split_at(end + 2.min(expected.len() - end));
-    got.len() < expected.len() && got.starts_with(speaker) && text.ends_with(&got[speaker.len()..])
+    // `[bob] \n` is an empty line of bob's, not a line that lost its start.
+    got.len() < expected.len()
+        && got.len() > speaker.len() + 1
+        && got.starts_with(speaker)
+        && text.ends_with(&got[speaker.len()..])
 }
 
 /// True when `got` is `expected` (`[bob] text`) with its speaker twice
@@ -145,7 +149,9 @@ impl Member {
         others: &[&str],
         hint: &str,
     ) -> Member {
-        Member::join_sending(step, name, others, hint, greeted(step, addr, name), "")
+        let mut member = Member::join_sending(name, greeted(step, addr, name), "");
+        member.expect_presence_hinted(step, others, hint, "");
+        member
     }
 
     /// [`Member::join`], with the member's first line sent in the same write
@@ -159,27 +165,19 @@ impl Member {
         text: &str,
     ) -> Member {
         let first_line = format!("{text}\n");
-        let peer = greeted(step, addr, name);
-        Member::join_sending(step, name, others, PRESENCE, peer, &first_line)
+        let mut member = Member::join_sending(name, greeted(step, addr, name), &first_line);
+        member.expect_presence_hinted(step, others, PRESENCE, "");
+        member
     }
 
-    /// Gives `name` (and `then`, in the same write) on a greeted connection,
-    /// and expects the `*` line that lists exactly `others`.
-    fn join_sending(
-        step: &Step,
-        name: &str,
-        others: &[&str],
-        hint: &str,
-        mut peer: Peer,
-        then: &str,
-    ) -> Member {
+    /// Gives `name` (and `then`, in the same write) on a greeted connection;
+    /// the `*` line is for the caller to expect.
+    fn join_sending(name: &str, mut peer: Peer, then: &str) -> Member {
         peer.send(format!("{name}\n{then}").as_bytes());
-        let mut member = Member {
+        Member {
             name: name.to_string(),
             peer,
-        };
-        member.expect_presence_hinted(step, others, hint);
-        member
+        }
     }
 
     /// [`Member::join`], playing the member with `at.patience`.
@@ -200,12 +198,27 @@ impl Member {
     }
 
     /// Reads one line and fails unless it is a `*` line listing `others`.
-    fn expect_presence_hinted(&mut self, step: &Step, others: &[&str], hint: &str) {
+    /// `silent` adds the likeliest causes when nothing at all came.
+    fn expect_presence_hinted(&mut self, step: &Step, others: &[&str], hint: &str, silent: &str) {
         let line = self.peer.read_line();
         if line.end != End::Newline || !lists_exactly(&line.bytes, &self.name, others) {
             let list = match others.is_empty() {
                 true => "nobody else".to_string(),
                 false => others.join(", "),
+            };
+            let hint = if line.end == End::Newline && line.bytes == b"\n" {
+                // What was seen: two newlines in a row, the list not yet.
+                crate::report::join_hints(
+                    "an empty line came where the `*` list was due: a line went out with two \
+                     newlines. GREETING and the room's lines end with their own newline: \
+                     write them as they are (write_all), not with writeln!",
+                    hint,
+                )
+            } else if line.end == End::TimedOut && line.bytes.is_empty() {
+                let causes = crate::report::join_hints("Nothing came after the name", silent);
+                crate::report::join_hints(&causes, hint)
+            } else {
+                hint.to_string()
             };
             step.report()
                 .did(&format!("the check joined as {}", self.name))
@@ -214,7 +227,7 @@ impl Member {
                     self.name
                 ))
                 .got(&line.describe())
-                .hint(hint)
+                .hint(&hint)
                 .fail();
         }
     }
@@ -349,6 +362,9 @@ impl Member {
 pub struct Where {
     /// Who greets and reads the name (serve_member).
     pub greeting: &'static str,
+    /// The likeliest causes, in the lesson's code, when nothing at all comes
+    /// after a newcomer's name (empty when `greeting` says them already).
+    pub silent_join: &'static str,
     /// What checks a name, refuses a bad or taken one, and joins a good
     /// one, before anyone in the room is told.
     pub naming: &'static str,
@@ -386,8 +402,9 @@ pub const FLOOD_WAIT: Duration = Duration::from_millis(500);
 /// A newcomer gets a greeting, then, once named, the `*` line of an empty
 /// room, and nothing more.
 pub fn expect_joins_an_empty_room(step: &Step, addr: SocketAddr, at: &Where) {
-    let mut alice =
-        Member::join_hinted(step, addr, "alice", &[], at.greeting).patience(at.patience);
+    let mut alice = Member::join_sending("alice", greeted(step, addr, "alice"), "");
+    alice.expect_presence_hinted(step, &[], at.greeting, at.silent_join);
+    let mut alice = alice.patience(at.patience);
     alice.expect_quiet(
         QUIET,
         "in an empty room nobody else speaks, and a newcomer never hears its own entry (not \
@@ -424,7 +441,8 @@ fn expect_refused(step: &Step, addr: SocketAddr, name: &str, why: &str, at: &Whe
         };
         step.report()
             .did(&format!(
-                "the check gave the name {name:?} ({why}) while alice is present"
+                "the check gave the name {} ({why}) while alice is present",
+                shown_name(name)
             ))
             .expected("one line that starts with `*` and says why, then end of file")
             .got(&line.describe())
@@ -433,6 +451,14 @@ fn expect_refused(step: &Step, addr: SocketAddr, name: &str, why: &str, at: &Whe
     }
     peer.close_sending();
     peer.expect_end("after the error line, the connection ends (a gentle close).");
+}
+
+/// A name as the reports show it: whole if short, else its start and length.
+fn shown_name(name: &str) -> String {
+    match name.len() {
+        0..=40 => format!("{name:?}"),
+        length => format!("\"{}...\" ({length} bytes)", &name[..16]),
+    }
 }
 
 /// What was seen when a newcomer's list leaves out alice, who joined first
@@ -452,9 +478,11 @@ fn not_in_alices_room(at: &Where) -> String {
 
 /// Bad and taken names are refused, and nobody hears of them; names are
 /// compared exactly, case included.
-pub fn expect_names_refused(step: &Step, addr: SocketAddr, at: &Where) {
+pub fn expect_names_refused(step: &Step, addr: SocketAddr, max_line: usize, at: &Where) {
     let mut alice = Member::join_at(at, step, addr, "alice", &[]);
     expect_refused(step, addr, "", "empty", at);
+    let endless = "n".repeat(max_line + 1);
+    expect_refused(step, addr, &endless, "a line longer than MAX_LINE", at);
     expect_refused(step, addr, "bob smith", "a space", at);
     expect_refused(step, addr, " bob", "a space before it", at);
     expect_refused(step, addr, "abcdefghijklmnopq", "17 letters", at);
@@ -573,8 +601,15 @@ pub fn expect_fan_out(step: &Step, addr: SocketAddr, at: &Where) {
     );
     bob.say("fine");
     bob.say("and you?");
+    bob.say("");
     alice.expect_said("bob", "fine", at.lines);
     alice.expect_said("bob", "and you?", at.lines);
+    alice.expect_said(
+        "bob",
+        "",
+        "an empty line is a line too: the others hear `[bob] ` (the name, a space, nothing \
+         more). Never skip it.",
+    );
     // What bob hears next is alice's line, not its own lines back.
     alice.say("good");
     bob.expect_said(
@@ -876,6 +911,7 @@ mod tests {
         assert!(!lost_its_start(b"[bob] hello 1\n", b"[alice] lo 1\n"));
         assert!(!lost_its_start(b"[bob] hi\n", b"[bob] hi\n"));
         assert!(!lost_its_start(b"* bob has left the room\n", b"[bob] x\n"));
+        assert!(!lost_its_start(b"[bob] and you?\n", b"[bob] \n"));
         assert!(named_twice(b"[bob] hi\n", b"[bob] [bob] hi\n"));
         assert!(!named_twice(b"[bob] hi\n", b"[bob] hi\n"));
     }

@@ -37,6 +37,10 @@ const AT: Where = Where {
     greeting: "serve_member writes GREETING first, then reads the name; once the name is \
                accepted, the newcomer hears present_line of everyone else present (never \
                itself), even when nobody is, before anything else.",
+    silent_join: "join delivers present_line into the newcomer's outbox, and only its writer \
+                  thread (spawn_writer, which serve_member starts) writes it out. Or join is \
+                  stuck: one thread cannot lock a std Mutex twice (a call inside join that locks \
+                  the room again, like names(), waits for ever: a deadlock).",
     naming: "check valid_name before join, then take join's answer (false: the name is taken, \
              the map contains_key it), before anyone is told; a refused name gets refuse \
              (given): one error line, a gentle end.",
@@ -45,7 +49,8 @@ const AT: Where = Where {
             never the sender; each member's writer thread writes its outbox's lines.",
     leaving: "when a member's reader sees the end, or an error, leave the room: remove it from \
               the map (HashMap::remove), then deliver left_line(name) to everyone still \
-              present, once.",
+              present, once. Then wait for the writer: leave before, for leaving closes the \
+              outbox, and that is what ends the writer.",
     too_long: "read_line_within says LineRead::TooLong: leave the room, wait for the writer, then \
                refuse (given): its close is gentle (close_gently), so that the bytes of the \
                long line still coming cannot reset the connection before the error line is \
@@ -118,7 +123,7 @@ fn step_03_a_bad_or_taken_name_gets_one_line_and_a_gentle_end() {
         "step 3: a bad or taken name gets one `*` error line and end of file; nobody hears of it",
         CHAPTER,
     );
-    chat::expect_names_refused(&step, start_room(&step), &AT);
+    chat::expect_names_refused(&step, start_room(&step), MAX_LINE, &AT);
 }
 
 fn step_04_the_newcomer_hears_who_is_present_the_others_hear_it_enter() {
@@ -251,6 +256,16 @@ fn expect_cut_off_narrated_once(server: &mut WatchedServer, step: &Step, ordinar
             "{} lines that name sluggard (its output is above)",
             cut_off
         ));
+    let others_cut = server.said_count(|line| {
+        !line.contains("sluggard") && (line.contains("disconnect") || line.contains("cut"))
+    });
+    if cut_off < ordinary + 1 && others_cut > 0 {
+        server.fail(report.hint(
+            "a line about a cut-off names another member, not sluggard: name the member cut \
+             off, the receiving member whose outbox is full (deliver's own member), not the \
+             speaker whose line it was.",
+        ));
+    }
     if cut_off > ordinary + 1 {
         server.fail(report.hint(
             "a member is cut off once, and said so once: the lines fanned out before its \

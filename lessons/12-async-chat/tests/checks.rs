@@ -33,6 +33,7 @@ pub const AT: Where = Where {
     greeting: "serve_member_async (given) greets each client, and joins it to the room once named: \
                join (given) puts the `*` list in its outbox. converse's select! must write \
                each line of the outbox as it comes, even while the member says nothing.",
+    silent_join: "",
     naming: "serve_member_async (given) checks each name (valid_name, then join: false when \
              taken) before anyone is told, and refuses a bad or taken one gently (refuse).",
     one_room: "each client joined a room of its own (there is one ChatRoom, made once in \
@@ -155,7 +156,7 @@ fn step_02_a_bad_or_taken_name_gets_one_line_and_a_gentle_end() {
         "step 2: a bad or taken name gets one `*` error line and end of file; nobody hears of it",
     );
     let room = start_room(LONG_GRACE);
-    chat::expect_names_refused(&step, room.addr, &AT);
+    chat::expect_names_refused(&step, room.addr, MAX_LINE, &AT);
 }
 
 fn step_03_the_newcomer_hears_who_is_present_the_others_hear_it_enter() {
