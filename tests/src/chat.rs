@@ -442,7 +442,7 @@ fn expect_refused(step: &Step, addr: SocketAddr, name: &str, why: &str, at: &Whe
         step.report()
             .did(&format!(
                 "the check gave the name {} ({why}) while alice is present",
-                shown_name(name)
+                crate::bytes::show(name.as_bytes())
             ))
             .expected("one line that starts with `*` and says why, then end of file")
             .got(&line.describe())
@@ -451,14 +451,6 @@ fn expect_refused(step: &Step, addr: SocketAddr, name: &str, why: &str, at: &Whe
     }
     peer.close_sending();
     peer.expect_end("after the error line, the connection ends (a gentle close).");
-}
-
-/// A name as the reports show it: whole if short, else its start and length.
-fn shown_name(name: &str) -> String {
-    match name.len() {
-        0..=40 => format!("{name:?}"),
-        length => format!("\"{}...\" ({length} bytes)", &name[..16]),
-    }
 }
 
 /// What was seen when a newcomer's list leaves out alice, who joined first

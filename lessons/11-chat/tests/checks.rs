@@ -37,10 +37,10 @@ const AT: Where = Where {
     greeting: "serve_member writes GREETING first, then reads the name; once the name is \
                accepted, the newcomer hears present_line of everyone else present (never \
                itself), even when nobody is, before anything else.",
-    silent_join: "join delivers present_line into the newcomer's outbox, and only its writer \
-                  thread (spawn_writer, which serve_member starts) writes it out. Or join is \
-                  stuck: one thread cannot lock a std Mutex twice (a call inside join that locks \
-                  the room again, like names(), waits for ever: a deadlock).",
+    silent_join: "the room's join delivers present_line into the newcomer's outbox, and only \
+                  its writer thread (spawn_writer, which serve_member starts) writes it out. Or \
+                  join is stuck: one thread cannot lock a std Mutex twice (a call inside join \
+                  that locks the room again, like names(), waits for ever: a deadlock).",
     naming: "check valid_name before join, then take join's answer (false: the name is taken, \
              the map contains_key it), before anyone is told; a refused name gets refuse \
              (given): one error line, a gentle end.",
